@@ -1,0 +1,1 @@
+"""Acoustic models, the checkpoint format and CTC decoding (no websockets, no asyncio here)."""

@@ -1,0 +1,18 @@
+# Terraform core stack, Dockerfile, image (issues #6, #9).
+.PHONY: lint-tf lint-docker tf-plan tf-apply build push image-test upload-model
+lint-tf: tools-venv
+	$(call not_done,6)
+lint-docker: tools-venv
+	$(call not_done,6)
+tf-plan: ## terraform init + plan for ENV (needs Terraform and AWS credentials)
+	$(call not_done,6)
+tf-apply: ## terraform apply for ENV
+	$(call not_done,6)
+build: ## docker build the service image, tagged with the git revision
+	$(call not_done,6)
+push: ## Log in to ECR and push the image
+	$(call not_done,6)
+image-test: ## Build the real Dockerfile with podman here and run it end to end
+	$(call not_done,9)
+upload-model: ## Upload MODEL=path to the models bucket with its sha256 metadata
+	$(call not_done,5)
