@@ -26,6 +26,9 @@ DEV_STAMP := $(VENV)/.installed-$(DEV_HASH)
 TOOLS_HASH := $(shell cat requirements/tools.txt | sha256sum | cut -c1-16)
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-$(TOOLS_HASH)
 APT_PACKAGES := espeak-ng sox libsndfile1
+# Extra prerequisites of `make test` that parts add in mk/*.mk (e.g. a browser).
+TEST_PREREQS :=
+include $(sort $(wildcard mk/*.mk))
 APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-16)
 
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/common
@@ -82,7 +85,7 @@ lint-python: venv ## ruff + mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup lint ## Everything CI runs: static checks, then the whole pytest suite
+test: setup $(TEST_PREREQS) lint ## Everything CI runs: static checks, then the whole pytest suite
 	$(PY) -m pytest
 
 test-fast: venv system-deps ## pytest without the slow marker (quick local loop)
@@ -93,6 +96,5 @@ clean: ## Remove caches and build outputs (keeps the virtualenvs)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .aws-sam build bench/results/*.tmp
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-include $(sort $(wildcard mk/*.mk))
 
 lint-infra: lint-sam lint-tf lint-docker ## cfn-lint + checkov + hadolint over the infrastructure

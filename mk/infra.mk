@@ -1,5 +1,5 @@
 # Terraform core stack, Dockerfile, image (issues #6, #9).
-.PHONY: lint-tf lint-docker tf-plan tf-apply build push image-test upload-model
+.PHONY: lint-tf lint-docker tf-plan tf-apply build push
 lint-tf: tools-venv
 	$(call not_done,6)
 lint-docker: tools-venv
@@ -12,7 +12,3 @@ build: ## docker build the service image, tagged with the git revision
 	$(call not_done,6)
 push: ## Log in to ECR and push the image
 	$(call not_done,6)
-image-test: ## Build the real Dockerfile with podman here and run it end to end
-	$(call not_done,9)
-upload-model: ## Upload MODEL=path to the models bucket with its sha256 metadata
-	$(call not_done,5)

@@ -9,3 +9,6 @@ sam-build: ## sam build with a python3.12 interpreter
 	$(call not_done,5)
 sam-deploy: ## sam deploy --config-env $(ENV) (ENV=dev|prod)
 	$(call not_done,5)
+.PHONY: upload-model
+upload-model: ## Upload MODEL=path to the models bucket with its sha256 metadata
+	$(call not_done,5)
