@@ -1,0 +1,263 @@
+"""The whole event-driven loop, step by step: what ``python -m demo`` narrates and the e2e test runs.
+
+Everything here is real except AWS itself: moto (server mode, its own process) answers the AWS
+APIs and delivers S3 → EventBridge → SQS events; the Lambda handlers, the upload tool, the ASR
+server and its client are the project's own code, each started the way it runs in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from demo.lambda_runner import Invocation, invoke
+from demo.moto_server import FAKE_CREDENTIALS, MotoServer
+from demo.narration import Narrator
+from demo.resources import (
+    CONTAINER_NAME,
+    ECS_DESIRED_DIMENSION,
+    MODEL_KEY_PREFIX,
+    AwsClients,
+    Stack,
+    StackNames,
+)
+from demo.task import LocalTask, StopReport, Transcription, container_environment, transcribe
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODEL_KEY = f"{MODEL_KEY_PREFIX}asr/demo.pt"
+EVENT_WAIT_S = 20.0
+
+
+class DemoError(RuntimeError):
+    """A step did not do what it must; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One uploaded object version: what a task definition pins."""
+
+    key: str
+    version_id: str
+    sha256: str
+    bucket: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}?versionId={self.version_id}"
+
+
+@dataclass(frozen=True)
+class Capacity:
+    min_capacity: int
+    max_capacity: int
+    desired_count: int
+
+    def __str__(self) -> str:
+        return f"min={self.min_capacity} max={self.max_capacity} desired={self.desired_count}"
+
+
+@dataclass
+class DemoResult:
+    """What happened, for the summary and for the test's assertions."""
+
+    clip: Path = Path()
+    reference_text: str = ""
+    models: dict[str, ModelVersion] = field(default_factory=dict)
+    revisions: dict[str, str] = field(default_factory=dict)
+    revision_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    transcripts: dict[str, str] = field(default_factory=dict)
+    event_was_delivered_by_moto: bool = False
+    duplicate_event_deployed_once: bool = False
+    old_task_stop: StopReport | None = None
+    corrupt_task_exit_code: int | None = None
+    corrupt_task_log: list[str] = field(default_factory=list)
+    serving_after_corrupt_rollout: bool = False
+    service_revision_after_rollback: str = ""
+    capacity: dict[str, Capacity] = field(default_factory=dict)
+    alerts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    tasks_left_running: int = -1
+
+
+def short_arn(arn: str) -> str:
+    """``arn:aws:ecs:...:task-definition/family:3`` → ``family:3``."""
+    return arn.rsplit("/", 1)[-1]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DemoRun:
+    """State shared by the steps; ``close()`` stops every process the demo started."""
+
+    def __init__(self, work_dir: Path, say: Narrator, names: StackNames | None = None) -> None:
+        self.work_dir = work_dir
+        self.say = say
+        self.names = names or StackNames()
+        self.result = DemoResult()
+        self.moto = MotoServer(work_dir / "moto.log")
+        self.aws: AwsClients | None = None
+        self.stack = Stack(names=self.names)
+        self.tasks: list[LocalTask] = []
+        self.serving: LocalTask | None = None
+        self.last_event: dict[str, Any] = {}
+        self._cleanup = ExitStack()
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def platform_env(self) -> dict[str, str]:
+        """What every process that talks to "AWS" gets: moto's address and fake credentials."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.moto.endpoint_url,
+            "AWS_DEFAULT_REGION": self.names.region,
+            "AWS_REGION": self.names.region,
+        }
+
+    def new_clients(self) -> AwsClients:
+        return AwsClients(self.moto.endpoint_url, self.names.region, FAKE_CREDENTIALS)
+
+    @property
+    def clients(self) -> AwsClients:
+        if self.aws is None:
+            raise DemoError("moto is not started")
+        return self.aws
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.kill()
+        self.moto.stop()
+        self._cleanup.close()
+        self.result.tasks_left_running = sum(task.running() for task in self.tasks)
+
+    def upload_model(self, path: Path) -> ModelVersion:
+        """The real ``make upload-model`` path: ``python -m ops.upload_model`` (sha256 metadata)."""
+        completed = subprocess.run(  # noqa: S603 (our own interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "ops.upload_model",
+                "--bucket",
+                self.names.models_bucket,
+                "--key",
+                MODEL_KEY,
+                str(path),
+            ],
+            capture_output=True,
+            env={**_inherited_env(), **self.platform_env},
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise DemoError(
+                f"upload-model failed ({completed.returncode}): {completed.stderr.decode()[-800:]}"
+            )
+        head = self.clients.s3.head_object(Bucket=self.names.models_bucket, Key=MODEL_KEY)
+        sha = head.get("Metadata", {}).get("sha256", "")
+        if sha != sha256_of(path):
+            raise DemoError(
+                f"uploaded object carries sha256 metadata {sha!r}, the file hashes to {sha256_of(path)}"
+            )
+        return ModelVersion(
+            key=MODEL_KEY, version_id=head["VersionId"], sha256=sha, bucket=self.names.models_bucket
+        )
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
+        invocation = invoke(function, event, {**self.platform_env, **self.stack.lambda_environment(function)})
+        if not invocation.ok:
+            tail = "\n".join(invocation.logs.splitlines()[-15:])
+            raise DemoError(f"{function} failed: {invocation.error}\n{tail}")
+        return invocation
+
+    def service_task_definition(self) -> str:
+        service = self.clients.ecs.describe_services(
+            cluster=self.names.cluster, services=[self.names.service]
+        )
+        return str(service["services"][0]["taskDefinition"])
+
+    def capacity(self) -> Capacity:
+        target = self.clients.autoscaling.describe_scalable_targets(
+            ServiceNamespace="ecs",
+            ResourceIds=[self.names.scalable_resource_id],
+            ScalableDimension=ECS_DESIRED_DIMENSION,
+        )["ScalableTargets"][0]
+        service = self.clients.ecs.describe_services(
+            cluster=self.names.cluster, services=[self.names.service]
+        )
+        return Capacity(target["MinCapacity"], target["MaxCapacity"], service["services"][0]["desiredCount"])
+
+    def wait_for_model_event(self, version_id: str) -> dict[str, Any]:
+        """The "Object Created" event moto delivered to the rule's queue for this object version."""
+        deadline = time.monotonic() + EVENT_WAIT_S
+        sqs = self.clients.sqs
+        while time.monotonic() < deadline:
+            reply = sqs.receive_message(
+                QueueUrl=self.stack.model_events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            for message in reply.get("Messages", []):
+                sqs.delete_message(
+                    QueueUrl=self.stack.model_events_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                event: dict[str, Any] = json.loads(message["Body"])
+                if event.get("detail", {}).get("object", {}).get("version-id") == version_id:
+                    self.last_event = event
+                    return event
+        raise DemoError(
+            f"moto delivered no 'Object Created' event for version {version_id} within {EVENT_WAIT_S:.0f} s"
+        )
+
+    def read_alerts(self) -> list[dict[str, str]]:
+        """Messages published to the SNS topic, read back through the demo's SQS subscription."""
+        alerts: list[dict[str, str]] = []
+        sqs = self.clients.sqs
+        while True:
+            # moto delivers SNS → SQS as it publishes: a short wait the first time is plenty.
+            reply = sqs.receive_message(
+                QueueUrl=self.stack.alerts_inbox_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0 if alerts else 1,
+            )
+            messages = reply.get("Messages", [])
+            if not messages:
+                return alerts
+            for message in messages:
+                sqs.delete_message(
+                    QueueUrl=self.stack.alerts_inbox_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                envelope = json.loads(message["Body"])
+                alerts.append(
+                    {"subject": envelope.get("Subject") or "", "message": envelope.get("Message", "")}
+                )
+
+    def start_task(self, label: str, task_definition_arn: str) -> LocalTask:
+        env = container_environment(self.clients.ecs, task_definition_arn, CONTAINER_NAME)
+        task = LocalTask(
+            label,
+            env,
+            {**self.platform_env, "MODEL_CACHE_DIR": str(self.work_dir / f"model-cache-{label}")},
+            self.work_dir / f"task-{label}.log",
+        )
+        self.tasks.append(task)
+        return task.start()
+
+    def transcribe(self, task: LocalTask) -> Transcription:
+        return transcribe(task.ws_url, self.result.clip, _inherited_env())
+
+
+def _inherited_env() -> dict[str, str]:
+    """Our environment minus any real AWS settings, so no child can reach a real account."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}

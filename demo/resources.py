@@ -1,0 +1,338 @@
+"""One description of the AWS resources the Terraform + SAM stacks create, for the demo and the tests.
+
+The names follow the stacks' conventions (``local.name = "<project>-<env>"``, SSM parameters under
+``/<project>/<env>/...``, container ``asr-server`` on ports 8765/8080). Two resources exist only
+here, and say so: an SQS queue standing in for the ``model_rollout`` Lambda as the EventBridge
+rule's target (moto delivers rule matches to SQS, and the demo then invokes the real handler with
+each delivered event), and an SQS queue subscribed to the SNS topic so the demo can read alerts back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+CONTAINER_NAME = "asr-server"
+SERVER_PORT = 8765
+HEALTH_PORT = 8080
+MODEL_KEY_PREFIX = "models/"
+ECS_DESIRED_DIMENSION = "ecs:service:DesiredCount"
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """Every name the parts must agree on, derived from project + environment like Terraform does."""
+
+    project: str = "ezspeech"
+    environment: str = "demo"
+    region: str = "us-east-1"
+    account_id: str = "123456789012"  # moto's default account
+
+    @property
+    def name(self) -> str:
+        return f"{self.project}-{self.environment}"
+
+    @property
+    def models_bucket(self) -> str:
+        return f"{self.name}-models-{self.account_id}"
+
+    @property
+    def cluster(self) -> str:
+        return self.name
+
+    @property
+    def service(self) -> str:
+        return f"{self.name}-asr"
+
+    @property
+    def task_family(self) -> str:
+        return f"{self.name}-asr"
+
+    @property
+    def ecr_repository(self) -> str:
+        return f"{self.name}/asr-server"
+
+    @property
+    def notify_topic(self) -> str:
+        return f"{self.name}-notifications"
+
+    @property
+    def idempotency_table(self) -> str:
+        return f"{self.name}-idempotency"
+
+    @property
+    def model_uploaded_rule(self) -> str:
+        return f"{self.name}-model-uploaded"
+
+    @property
+    def model_events_queue(self) -> str:
+        """Demo only: the rule's target in place of the model_rollout Lambda."""
+        return f"{self.name}-model-events"
+
+    @property
+    def alerts_inbox_queue(self) -> str:
+        """Demo only: subscribed to the SNS topic so alerts can be read back."""
+        return f"{self.name}-alerts-inbox"
+
+    @property
+    def capacity_parameter(self) -> str:
+        return f"/{self.project}/{self.environment}/night-scaler/saved-capacity"
+
+    @property
+    def scalable_resource_id(self) -> str:
+        return f"service/{self.cluster}/{self.service}"
+
+    def ssm_parameter(self, suffix: str) -> str:
+        return f"/{self.project}/{self.environment}/{suffix}"
+
+    def published_parameters(self, alb_dns_name: str) -> dict[str, str]:
+        """The SSM parameters Terraform publishes for SAM to read."""
+        return {
+            self.ssm_parameter("cluster-name"): self.cluster,
+            self.ssm_parameter("service-name"): self.service,
+            self.ssm_parameter("models-bucket"): self.models_bucket,
+            self.ssm_parameter("ecr-repository-name"): self.ecr_repository,
+            self.ssm_parameter("alb-dns-name"): alb_dns_name,
+        }
+
+
+def model_uploaded_pattern(names: StackNames) -> dict[str, Any]:
+    """The EventBridge pattern of the model_rollout rule (same as template.yaml's)."""
+    return {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [names.models_bucket]},
+            "object": {"key": [{"prefix": MODEL_KEY_PREFIX}]},
+        },
+    }
+
+
+def container_environment(model_uri: str, model_sha256: str) -> list[dict[str, str]]:
+    return [
+        {"name": "MODEL_URI", "value": model_uri},
+        {"name": "MODEL_SHA256", "value": model_sha256},
+        {"name": "SERVER_PORT", "value": str(SERVER_PORT)},
+        {"name": "HEALTH_PORT", "value": str(HEALTH_PORT)},
+        {"name": "LOG_LEVEL", "value": "INFO"},
+    ]
+
+
+def task_definition(names: StackNames, image: str, model_uri: str, model_sha256: str) -> dict[str, Any]:
+    """The first task definition, as Terraform registers it (Fargate CPU flavour)."""
+    return {
+        "family": names.task_family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "2048",
+        "memory": "4096",
+        "executionRoleArn": f"arn:aws:iam::{names.account_id}:role/{names.name}-task-execution",
+        "taskRoleArn": f"arn:aws:iam::{names.account_id}:role/{names.name}-task",
+        "containerDefinitions": [
+            {
+                "name": CONTAINER_NAME,
+                "image": image,
+                "essential": True,
+                "portMappings": [
+                    {"containerPort": SERVER_PORT, "protocol": "tcp"},
+                    {"containerPort": HEALTH_PORT, "protocol": "tcp"},
+                ],
+                "environment": container_environment(model_uri, model_sha256),
+                # Long enough for open streams to get their final results after SIGTERM.
+                "stopTimeout": 120,
+            }
+        ],
+    }
+
+
+class AwsClients:
+    """boto3 clients for one endpoint (moto here; real AWS when endpoint_url is None)."""
+
+    def __init__(
+        self, endpoint_url: str | None, region: str, credentials: dict[str, str] | None = None
+    ) -> None:
+        credentials = credentials or {}
+        self._session = boto3.session.Session(
+            region_name=region,
+            aws_access_key_id=credentials.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=credentials.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=credentials.get("AWS_SESSION_TOKEN"),
+        )
+        self._endpoint_url = endpoint_url
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint_url)  # type: ignore[call-overload]
+
+    @cached_property
+    def s3(self) -> Any:
+        return self.client("s3")
+
+    @cached_property
+    def events(self) -> Any:
+        return self.client("events")
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self.client("sqs")
+
+    @cached_property
+    def sns(self) -> Any:
+        return self.client("sns")
+
+    @cached_property
+    def ecs(self) -> Any:
+        return self.client("ecs")
+
+    @cached_property
+    def ecr(self) -> Any:
+        return self.client("ecr")
+
+    @cached_property
+    def ssm(self) -> Any:
+        return self.client("ssm")
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")
+
+    @cached_property
+    def autoscaling(self) -> Any:
+        return self.client("application-autoscaling")
+
+
+@dataclass
+class Stack:
+    """What the create_* functions made: the addresses later steps need."""
+
+    names: StackNames
+    model_events_queue_url: str = ""
+    alerts_inbox_queue_url: str = ""
+    notify_topic_arn: str = ""
+    ecr_repository_uri: str = ""
+    first_task_definition_arn: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def lambda_environment(self, function: str) -> dict[str, str]:
+        """The env vars SAM gives each function (DESIGN.md, Lambda contracts)."""
+        names = self.names
+        per_function = {
+            "model_rollout": {
+                "CLUSTER_NAME": names.cluster,
+                "SERVICE_NAME": names.service,
+                "CONTAINER_NAME": CONTAINER_NAME,
+                "MODEL_KEY_PREFIX": MODEL_KEY_PREFIX,
+                "NOTIFY_TOPIC_ARN": self.notify_topic_arn,
+                "IDEMPOTENCY_TABLE": names.idempotency_table,
+            },
+            "scan_alert": {
+                "ALERT_TOPIC_ARN": self.notify_topic_arn,
+                "SEVERITY_THRESHOLD": "HIGH",
+                "IDEMPOTENCY_TABLE": names.idempotency_table,
+            },
+            "night_scaler": {
+                "CLUSTER_NAME": names.cluster,
+                "SERVICE_NAME": names.service,
+                "CAPACITY_PARAMETER": names.capacity_parameter,
+                "NIGHT_MIN_CAPACITY": "0",
+                "NIGHT_MAX_CAPACITY": "0",
+            },
+            "deploy_watch": {"NOTIFY_TOPIC_ARN": self.notify_topic_arn},
+        }
+        try:
+            return {**per_function[function], "POWERTOOLS_SERVICE_NAME": function}
+        except KeyError:
+            raise KeyError(f"unknown function {function!r} (known: {', '.join(per_function)})") from None
+
+
+def _queue_arn(aws: AwsClients, queue_url: str) -> str:
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])
+
+
+def create_models_bucket(aws: AwsClients, names: StackNames) -> Stack:
+    """Terraform's models bucket: versioned (every upload keeps its version), EventBridge notifications on."""
+    aws.s3.create_bucket(Bucket=names.models_bucket)
+    aws.s3.put_bucket_versioning(Bucket=names.models_bucket, VersioningConfiguration={"Status": "Enabled"})
+    aws.s3.put_bucket_notification_configuration(
+        Bucket=names.models_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    return Stack(names=names)
+
+
+def create_model_uploaded_rule(aws: AwsClients, stack: Stack) -> None:
+    """SAM's rule for uploads under models/; its target here is an SQS queue (see module docstring)."""
+    names = stack.names
+    stack.model_events_queue_url = aws.sqs.create_queue(QueueName=names.model_events_queue)["QueueUrl"]
+    aws.events.put_rule(
+        Name=names.model_uploaded_rule,
+        EventPattern=json.dumps(model_uploaded_pattern(names)),
+        State="ENABLED",
+    )
+    aws.events.put_targets(
+        Rule=names.model_uploaded_rule,
+        Targets=[{"Id": "model-rollout", "Arn": _queue_arn(aws, stack.model_events_queue_url)}],
+    )
+
+
+def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
+    """What SAM creates beside the functions: SNS topic, idempotency table (+ the demo's alert inbox)."""
+    names = stack.names
+    stack.notify_topic_arn = aws.sns.create_topic(Name=names.notify_topic)["TopicArn"]
+    stack.alerts_inbox_queue_url = aws.sqs.create_queue(QueueName=names.alerts_inbox_queue)["QueueUrl"]
+    aws.sns.subscribe(
+        TopicArn=stack.notify_topic_arn,
+        Protocol="sqs",
+        Endpoint=_queue_arn(aws, stack.alerts_inbox_queue_url),
+        # Raw delivery would drop the subject; keep the SNS envelope so the demo can show it.
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    aws.dynamodb.create_table(
+        TableName=names.idempotency_table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_service(
+    aws: AwsClients, stack: Stack, model_uri: str, model_sha256: str, desired_count: int = 1
+) -> None:
+    """ECR repository, ECS cluster + first task definition + service, scalable target, SSM names."""
+    names = stack.names
+    repository = aws.ecr.create_repository(
+        repositoryName=names.ecr_repository,
+        imageScanningConfiguration={"scanOnPush": True},
+        imageTagMutability="IMMUTABLE",
+    )["repository"]
+    stack.ecr_repository_uri = repository["repositoryUri"]
+    aws.ecs.create_cluster(clusterName=names.cluster)
+    registered = aws.ecs.register_task_definition(
+        **task_definition(names, f"{stack.ecr_repository_uri}:v1", model_uri, model_sha256)
+    )
+    stack.first_task_definition_arn = registered["taskDefinition"]["taskDefinitionArn"]
+    aws.ecs.create_service(
+        cluster=names.cluster,
+        serviceName=names.service,
+        taskDefinition=stack.first_task_definition_arn,
+        desiredCount=desired_count,
+        launchType="FARGATE",
+        deploymentConfiguration={
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "minimumHealthyPercent": 100,
+            "maximumPercent": 200,
+        },
+    )
+    aws.autoscaling.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=names.scalable_resource_id,
+        ScalableDimension=ECS_DESIRED_DIMENSION,
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+    alb_dns_name = f"{names.name}-alb-0123456789.{names.region}.elb.amazonaws.com"
+    for parameter, value in names.published_parameters(alb_dns_name).items():
+        aws.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)

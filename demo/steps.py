@@ -1,0 +1,355 @@
+"""The seven steps of the demo. ``run_demo`` runs them in order and always cleans up."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from demo import events
+from demo.flow import DemoError, DemoResult, DemoRun, ModelVersion, short_arn
+from demo.narration import Narrator
+from demo.resources import (
+    create_automation_backing,
+    create_model_uploaded_rule,
+    create_models_bucket,
+    create_service,
+    model_uploaded_pattern,
+)
+from demo.task import LocalTask, TaskStartError
+
+
+@dataclass(frozen=True)
+class DemoInputs:
+    """The checkpoints and the clip the demo uses (see demo/models.py for where they come from)."""
+
+    first_model: Path
+    second_model: Path
+    second_model_note: str
+    corrupt_model: Path
+    clip: Path
+    reference_text: str
+
+
+def _rollout(run: DemoRun, label: str, model: ModelVersion, upload_started: float) -> str:
+    """Feed the delivered event for ``model`` to model_rollout; returns the new revision's ARN."""
+    say, result = run.say, run.result
+    event = run.wait_for_model_event(model.version_id)
+    delivered = time.monotonic()
+    result.event_was_delivered_by_moto = True
+    detail = event["detail"]
+    say.say("moto emitted the S3 event to EventBridge; the rule matched it and delivered it to SQS:")
+    say.fact("detail-type / source", f"{event['detail-type']} / {event['source']}")
+    say.fact("object key", detail["object"]["key"])
+    say.fact("version-id", detail["object"]["version-id"])
+    say.fact("etag / sequencer", f"{detail['object']['eTag']} / {detail['object']['sequencer']}")
+    before = run.service_task_definition()
+    invocation = run.invoke("model_rollout", event)
+    revision = run.service_task_definition()
+    result.timings[f"upload → new revision ({label})"] = time.monotonic() - upload_started
+    result.timings[f"event delivered → handler done ({label})"] = time.monotonic() - delivered
+    say.say(f"model_rollout handler ran ({invocation.seconds:.1f} s, cold start included) and returned:")
+    say.block(json.dumps(invocation.result, indent=None, default=str)[:300].splitlines())
+    if revision == before:
+        raise DemoError(f"model_rollout did not change the service (still {short_arn(before)})")
+    say.fact("service task definition", f"{short_arn(before)} → {short_arn(revision)}")
+    return revision
+
+
+def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
+    say, names = run.say, run.names
+    say.step(
+        1,
+        "Stand up a stand-in for AWS (moto) with the stack's resources",
+        "moto answers the AWS APIs on a loopback port, so the boto3 calls the Lambdas make in AWS run "
+        "unchanged here (AWS_ENDPOINT_URL points every process at it). Every resource comes from "
+        "demo/resources.py, the one description the tests share.",
+    )
+    started = time.monotonic()
+    run.moto.start()
+    run.aws = run.new_clients()
+    say.fact("moto endpoint", run.moto.endpoint_url)
+    run.stack = create_models_bucket(run.clients, names)
+    say.fact("models bucket", f"{names.models_bucket} (versioning on, EventBridge notifications on)")
+    first = run.upload_model(inputs.first_model)
+    run.result.models["v1"] = first
+    say.fact("first model uploaded", f"{first.key} version {first.version_id}")
+    say.fact("  its sha256 metadata", first.sha256)
+    create_model_uploaded_rule(run.clients, run.stack)
+    create_automation_backing(run.clients, run.stack)
+    create_service(run.clients, run.stack, first.uri, first.sha256)
+    run.result.revisions["v1"] = run.stack.first_task_definition_arn
+    pattern = model_uploaded_pattern(names)
+    say.fact("EventBridge rule", f"{names.model_uploaded_rule}: {json.dumps(pattern['detail'])}")
+    say.fact("  its target", f"SQS {names.model_events_queue} (the demo hands each event to model_rollout)")
+    say.fact(
+        "ECS service", f"{names.cluster}/{names.service} on {short_arn(run.stack.first_task_definition_arn)}"
+    )
+    say.fact("ECR repository", f"{names.ecr_repository} (scan on push)")
+    say.fact("SNS topic", f"{names.notify_topic} (+ SQS {names.alerts_inbox_queue} to read alerts back)")
+    say.fact("DynamoDB table", f"{names.idempotency_table} (Powertools idempotency, key 'id')")
+    say.fact("scalable target", f"{names.scalable_resource_id} {run.capacity()}")
+    for parameter in sorted(names.published_parameters("")):
+        say.fact("SSM parameter", parameter)
+    say.say(
+        "The first model was uploaded before the automation's rule existed, as Terraform's first "
+        f"task definition pins it directly: MODEL_URI={first.uri}"
+    )
+    run.result.timings["stack up (moto + resources + first upload)"] = time.monotonic() - started
+
+
+def step_2_first_task(run: DemoRun, inputs: DemoInputs) -> LocalTask:
+    say = run.say
+    say.step(
+        2,
+        "Start the real ASR server as the service's task",
+        "ECS would start the container with the environment of the service's current task definition; "
+        "here the same environment starts `python -m asr_service`, which downloads its pinned model "
+        "version from the moto bucket and checks its SHA-256 before it turns /ready.",
+    )
+    revision = run.service_task_definition()
+    task = run.start_task("v1", revision)
+    say.fact("task definition", short_arn(revision))
+    say.fact("MODEL_URI", task.container_env["MODEL_URI"])
+    say.fact("MODEL_SHA256", task.container_env["MODEL_SHA256"])
+    ready_s = task.wait_ready()
+    run.result.timings["task start → ready (v1)"] = ready_s
+    say.fact("ready after", f"{ready_s:.1f} s (pid {task.pid}, ws {task.ws_url})")
+    text = run.transcribe(task).text
+    run.result.transcripts["v1"] = text
+    say.say(f"Streamed {inputs.clip.name} through the real client (python -m asr_service.client):")
+    say.transcript("reference", inputs.reference_text)
+    say.transcript("transcript (model v1)", text)
+    run.serving = task
+    return task
+
+
+def step_3_upload_and_rollout(run: DemoRun, inputs: DemoInputs) -> None:
+    say = run.say
+    say.step(
+        3,
+        "Upload a new checkpoint: S3 → EventBridge → model_rollout",
+        "`make upload-model` (python -m ops.upload_model) puts the file under the same key with its "
+        f"SHA-256 as object metadata; versioning gives it a new version id. {inputs.second_model_note}",
+    )
+    started = time.monotonic()
+    second = run.upload_model(inputs.second_model)
+    run.result.models["v2"] = second
+    say.fact("uploaded", f"{second.key} version {second.version_id}")
+    say.fact("sha256 metadata", second.sha256)
+    revision = _rollout(run, "v2", second, started)
+    run.result.revisions["v2"] = revision
+    say.say("EventBridge delivers at least once, so the same event is handed over a second time:")
+    families = run.clients.ecs.list_task_definitions(familyPrefix=run.names.task_family)["taskDefinitionArns"]
+    run.invoke("model_rollout", run.last_event)
+    families_after = run.clients.ecs.list_task_definitions(familyPrefix=run.names.task_family)[
+        "taskDefinitionArns"
+    ]
+    run.result.duplicate_event_deployed_once = (
+        families_after == families and run.service_task_definition() == revision
+    )
+    say.fact(
+        "duplicate event",
+        "no new revision, service unchanged (Powertools idempotency)"
+        if run.result.duplicate_event_deployed_once
+        else f"DEPLOYED AGAIN: {len(families)} → {len(families_after)} revisions",
+    )
+    for alert in run.read_alerts():
+        say.fact("SNS notification", f"{alert['subject']}: {alert['message'][:120]}")
+
+
+def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
+    say, result = run.say, run.result
+    say.step(
+        4,
+        "Replace the task with one from the new revision",
+        "ECS starts a task of the new revision beside the old one, waits for its health check, then "
+        "sends the old one SIGTERM: it stops taking sessions (/ready 503), finishes open ones and exits.",
+    )
+    revision = result.revisions["v2"]
+    old = run.serving
+    if old is None:
+        raise DemoError("no task is serving")
+    new = run.start_task("v2", revision)
+    result.revision_env["v2"] = dict(new.container_env)
+    say.fact("task definition", short_arn(revision))
+    say.fact("MODEL_URI", new.container_env["MODEL_URI"])
+    say.fact("MODEL_SHA256", new.container_env["MODEL_SHA256"])
+    ready_s = new.wait_ready()
+    result.timings["task start → ready (v2)"] = ready_s
+    say.fact("new task ready after", f"{ready_s:.1f} s (pid {new.pid})")
+    stop = old.stop()
+    result.old_task_stop = stop
+    say.fact("old task (v1) SIGTERM", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
+    say.block(_drain_lines(old), prefix="       old task log │ ")
+    run.serving = new
+    text = run.transcribe(new).text
+    result.transcripts["v2"] = text
+    say.transcript("reference", inputs.reference_text)
+    say.transcript(f"model v1 ({result.models['v1'].version_id[:8]})", result.transcripts["v1"])
+    say.transcript(f"model v2 ({result.models['v2'].version_id[:8]})", text)
+
+
+def _drain_lines(task: LocalTask, limit: int = 6) -> list[str]:
+    """The server's own log lines about the SIGTERM drain (structured JSON: show the event names)."""
+    lines = []
+    for record in task.log_events():
+        name = str(record.get("event", record.get("message", "")))
+        if any(word in name.lower() for word in ("drain", "sigterm", "shutdown", "stopp", "stopped", "exit")):
+            lines.append(json.dumps(record)[:140])
+    return lines[-limit:] or task.log_tail(3)
+
+
+def step_5_alerts_and_night(run: DemoRun) -> None:
+    say, names, result = run.say, run.names, run.result
+    say.step(
+        5,
+        "Image-scan alert and night mode",
+        "An image pushed to ECR is scanned; EventBridge sends 'ECR Image Scan' to scan_alert, which "
+        "publishes findings at or above HIGH to SNS. EventBridge Scheduler sends {'action': "
+        "'scale_down'} at night and 'scale_up' in the morning to night_scaler.",
+    )
+    ecr = run.clients.ecr
+    manifest = json.dumps(events.docker_manifest())
+    ecr.put_image(repositoryName=names.ecr_repository, imageManifest=manifest, imageTag="v1")
+    ecr.start_image_scan(repositoryName=names.ecr_repository, imageId={"imageTag": "v1"})
+    findings = ecr.describe_image_scan_findings(
+        repositoryName=names.ecr_repository, imageId={"imageTag": "v1"}
+    )
+    counts = findings["imageScanFindings"]["findingSeverityCounts"]
+    say.fact("pushed image", f"{names.ecr_repository}:v1 {findings['imageId']['imageDigest'][:19]}…")
+    say.fact(
+        "scan findings (moto's)", f"{counts} e.g. {findings['imageScanFindings']['findings'][0]['name']}"
+    )
+    say.say(
+        "moto does not emit ECR scan events, so the demo builds the documented 'ECR Image Scan' event "
+        "from the findings moto returned and hands it to scan_alert."
+    )
+    run.invoke("scan_alert", events.ecr_image_scan(findings, names.region))
+    alerts = run.read_alerts()
+    result.alerts["scan"] = alerts
+    for alert in alerts:
+        say.fact("alert read back from SNS", alert["subject"])
+        say.block(alert["message"].splitlines()[:6], prefix="       │ ")
+    if not alerts:
+        raise DemoError("scan_alert published nothing for a HIGH finding")
+
+    result.capacity["before night"] = run.capacity()
+    say.fact("capacity (day)", result.capacity["before night"])
+    run.invoke("night_scaler", events.night_schedule("scale_down"))
+    result.capacity["night"] = run.capacity()
+    saved = run.clients.ssm.get_parameter(Name=names.capacity_parameter)["Parameter"]["Value"]
+    say.fact("after scale_down (night)", result.capacity["night"])
+    say.fact("saved in SSM", f"{names.capacity_parameter} = {saved}")
+    run.invoke("night_scaler", events.night_schedule("scale_up"))
+    result.capacity["morning"] = run.capacity()
+    say.fact("after scale_up (morning)", result.capacity["morning"])
+
+
+def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
+    say, result, names = run.say, run.result, run.names
+    say.step(
+        6,
+        "A corrupted checkpoint never reaches service",
+        "The upload below is a truncated checkpoint. The rollout still makes a revision (the Lambda "
+        "only pins what was uploaded), but a task of that revision refuses to turn ready, so traffic "
+        "stays on the healthy task.",
+    )
+    started = time.monotonic()
+    corrupt = run.upload_model(inputs.corrupt_model)
+    result.models["corrupt"] = corrupt
+    say.fact(
+        "uploaded",
+        f"{corrupt.key} version {corrupt.version_id} ({inputs.corrupt_model.stat().st_size} bytes)",
+    )
+    revision = _rollout(run, "corrupt", corrupt, started)
+    result.revisions["corrupt"] = revision
+    task = run.start_task("corrupt", revision)
+    try:
+        ready_s = task.wait_ready()
+    except TaskStartError as refused:
+        result.corrupt_task_exit_code = refused.exit_code
+        result.corrupt_task_log = refused.log_tail
+        say.fact("new task", f"refused to start: exit code {refused.exit_code}")
+        say.block([line[:160] for line in refused.log_tail[-4:]], prefix="       new task log │ ")
+    else:
+        raise DemoError(f"the task with the corrupted model turned ready after {ready_s:.1f} s")
+    serving = run.serving
+    if serving is None:
+        raise DemoError("no task is serving")
+    result.serving_after_corrupt_rollout = serving.is_ready()
+    text = run.transcribe(serving).text
+    result.transcripts["v2 after corrupt upload"] = text
+    say.fact("old task (v2) /ready", "200" if result.serving_after_corrupt_rollout else "NOT READY")
+    say.transcript("still transcribing", text)
+    say.say(
+        "In AWS: the service's deployment circuit breaker (enabled with rollback in Terraform) counts "
+        "the failed task launches; past its threshold it marks the deployment FAILED, rolls the service "
+        "back to the last completed revision and emits 'ECS Deployment State Change' "
+        "SERVICE_DEPLOYMENT_FAILED. Here the demo plays ECS's part: it rolls the service back and "
+        "hands that (documented, built here: moto emits no ECS events) event to deploy_watch."
+    )
+    good = result.revisions["v2"]
+    run.clients.ecs.update_service(cluster=names.cluster, service=names.service, taskDefinition=good)
+    result.service_revision_after_rollback = run.service_task_definition()
+    say.fact(
+        "service rolled back", f"{short_arn(revision)} → {short_arn(result.service_revision_after_rollback)}"
+    )
+    service_arn = run.clients.ecs.describe_services(cluster=names.cluster, services=[names.service])[
+        "services"
+    ][0]["serviceArn"]
+    run.invoke(
+        "deploy_watch",
+        events.ecs_deployment_state_change(
+            service_arn,
+            "ecs-svc/0000000000000000003",
+            "SERVICE_DEPLOYMENT_FAILED",
+            "ECS deployment circuit breaker: tasks failed to start.",
+            names.region,
+            names.account_id,
+        ),
+    )
+    alerts = run.read_alerts()
+    result.alerts["deployment"] = alerts
+    for alert in alerts:
+        say.fact("alert read back from SNS", alert["subject"] or alert["message"][:100])
+
+
+def step_7_cleanup(run: DemoRun) -> None:
+    say, result = run.say, run.result
+    say.step(7, "Clean up and summary", "Every process the demo started is stopped.")
+    if run.serving is not None and run.serving.running():
+        stop = run.serving.stop()
+        say.fact("serving task (v2) SIGTERM", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
+    run.close()
+    say.fact("moto", "stopped")
+    say.fact("processes left running", result.tasks_left_running)
+    say.say("Model versions:")
+    for label, model in result.models.items():
+        revision = result.revisions.get(label, "")
+        say.fact(f"  {label}", f"{model.version_id}  sha256 {model.sha256[:16]}…  → {short_arn(revision)}")
+    say.say("Timings:")
+    say.block(
+        [f"{label:<50} {seconds:6.1f} s" for label, seconds in result.timings.items()], prefix="       "
+    )
+
+
+def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
+    """The whole loop; always stops moto and every task, also when a step fails."""
+    run = DemoRun(work_dir, say)
+    run.result.clip = inputs.clip
+    run.result.reference_text = inputs.reference_text
+    started = time.monotonic()
+    try:
+        step_1_stack(run, inputs)
+        step_2_first_task(run, inputs)
+        step_3_upload_and_rollout(run, inputs)
+        step_4_replace_task(run, inputs)
+        step_5_alerts_and_night(run)
+        step_6_corrupt_model(run, inputs)
+        run.result.timings["whole demo"] = time.monotonic() - started
+        step_7_cleanup(run)
+    finally:
+        run.close()
+    return run.result

@@ -1,0 +1,209 @@
+"""The real ASR server run as a local ECS "task": from a task definition's container environment.
+
+ECS would start the container with the task definition's environment and route traffic once the
+target group's health check (``/ready``) passes; on a new deployment it starts the new task
+beside the old one (maximumPercent 200) and SIGTERMs the old one after. ``LocalTask`` does the
+same with a subprocess: ``python -m asr_service`` with that environment, its own loopback ports
+(two tasks can run side by side), polled on ``/ready``, stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from demo.moto_server import free_loopback_port
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class TaskStartError(RuntimeError):
+    """The server exited (or never turned ready) before it could take traffic."""
+
+    def __init__(self, message: str, exit_code: int | None, log_tail: list[str]) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class StopReport:
+    exit_code: int
+    seconds: float
+    log_tail: list[str]
+
+
+def container_environment(ecs: Any, task_definition_arn: str, container_name: str) -> dict[str, str]:
+    """The env vars ECS would give the container ``container_name`` of this revision."""
+    definition = ecs.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
+    for container in definition["containerDefinitions"]:
+        if container["name"] == container_name:
+            return {item["name"]: item["value"] for item in container.get("environment", [])}
+    raise KeyError(f"{task_definition_arn} has no container named {container_name!r}")
+
+
+class LocalTask:
+    """One ``python -m asr_service`` process started from a container environment."""
+
+    def __init__(
+        self, label: str, container_env: dict[str, str], platform_env: dict[str, str], log_path: Path
+    ) -> None:
+        self.label = label
+        self.container_env = container_env
+        self.platform_env = platform_env
+        self.log_path = log_path
+        self.server_port = 0
+        self.health_port = 0
+        self.started_at = 0.0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.server_port}"
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid if self._process else 0
+
+    def start(self) -> LocalTask:
+        self.server_port, self.health_port = free_loopback_port(), free_loopback_port()
+        env = {
+            # A clean environment, like a container's: only the platform's and the task's variables.
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108 (fallback only)
+            "PYTHONPATH": str(REPO_ROOT),
+            **self.platform_env,
+            **self.container_env,
+            # The task definition says 8765/8080 (the container's ports); locally each task gets
+            # its own loopback ports so the old and the new one can run side by side.
+            "SERVER_HOST": "127.0.0.1",
+            "SERVER_PORT": str(self.server_port),
+            "HEALTH_PORT": str(self.health_port),
+        }
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "asr_service"],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.started_at = time.monotonic()
+        return self
+
+    def _ready_status(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/ready", timeout=1) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return None
+
+    def is_ready(self) -> bool:
+        return self._ready_status() == 200
+
+    def wait_ready(self, timeout_s: float = 90.0) -> float:
+        """Seconds from start to ``/ready`` 200; raises TaskStartError if it exits or times out."""
+        assert self._process is not None, "start() first"
+        deadline = self.started_at + timeout_s
+        while time.monotonic() < deadline:
+            exit_code = self._process.poll()
+            if exit_code is not None:
+                raise TaskStartError(
+                    f"task {self.label} exited with code {exit_code} before it was ready",
+                    exit_code,
+                    self.log_tail(),
+                )
+            if self._ready_status() == 200:
+                return time.monotonic() - self.started_at
+            time.sleep(0.2)
+        self.kill()
+        raise TaskStartError(
+            f"task {self.label} was not ready within {timeout_s:.0f} s", None, self.log_tail()
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> StopReport:
+        """SIGTERM (what ECS sends), then wait for the drain to finish; SIGKILL only past the timeout."""
+        assert self._process is not None, "start() first"
+        started = time.monotonic()
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        return StopReport(
+            exit_code=int(self._process.returncode),
+            seconds=time.monotonic() - started,
+            log_tail=self.log_tail(),
+        )
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = 8) -> list[str]:
+        if not self.log_path.exists():
+            return []
+        return self.log_path.read_text(errors="replace").splitlines()[-lines:]
+
+    def log_events(self) -> list[dict[str, Any]]:
+        """The server's structured (JSON) log lines, for picking out drain and error events."""
+        events = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                events.append(record)
+        return events
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    seconds: float
+
+
+def transcribe(ws_url: str, audio_file: Path, env: dict[str, str], timeout_s: float = 120) -> Transcription:
+    """Stream ``audio_file`` through the real client CLI; its last stdout line is the transcript."""
+    started = time.monotonic()
+    completed = subprocess.run(  # noqa: S603 (our own interpreter and module)
+        [
+            sys.executable,
+            "-m",
+            "asr_service.client",
+            "--server",
+            ws_url,
+            "--audio-file",
+            str(audio_file),
+            "--no-realtime",
+        ],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        cwd=REPO_ROOT,
+        timeout=timeout_s,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"client exited {completed.returncode}: {completed.stderr.decode(errors='replace')[-800:]}"
+        )
+    lines = completed.stdout.decode(errors="replace").strip().splitlines()
+    return Transcription(text=lines[-1].strip() if lines else "", seconds=time.monotonic() - started)
