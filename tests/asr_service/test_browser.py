@@ -6,15 +6,27 @@ it through mk/ui.mk). These tests skip only when that Chromium cannot start at a
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
+import numpy as np
 import pytest
+import soundfile as sf
+import websockets
 from playwright.sync_api import Browser, Page, Playwright, Route, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
 from asr_service import ui
+from asr_service.http import HttpServer
+from asr_service.ui.routes import PageConfig, add_ui_routes
+
+T = TypeVar("T")
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that keep a headless Chromium off the network and away from a GPU it does not have.
@@ -30,6 +42,96 @@ BASE_FLAGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 PAGE_ORIGIN = "http://page.test"  # static-only tests serve the files under this fake origin
+
+
+def fake_microphone_flags(wav: Path) -> list[str]:
+    """Chromium's fake capture device plays ``wav`` as the microphone and grants the permission
+    prompt. ``%noloop`` makes it play once and then deliver silence instead of looping."""
+    return [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+    ]
+
+
+class BackgroundLoop:
+    """An asyncio loop in a thread, so async servers run beside Playwright's sync API."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def background() -> Iterator[BackgroundLoop]:
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
+
+
+class RecordingServer:
+    """Stands in for the ASR server where a test checks what the page SENDS: it speaks the
+    native protocol's framing, keeps every binary frame, and answers eof with final + done."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.frame_times: list[float] = []
+        self.texts: list[dict[str, Any]] = []
+        self.port = 0
+        self._server: Any = None
+
+    async def start(self) -> None:
+        self._server = await websockets.serve(self._session, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _session(self, ws: Any) -> None:
+        await ws.send(json.dumps({"type": "connection", "status": "connected"}))
+        async for message in ws:
+            if isinstance(message, bytes):
+                self.frames.append(message)
+                self.frame_times.append(time.monotonic())
+                continue
+            event = json.loads(message)
+            self.texts.append(event)
+            if event["type"] == "eof":
+                seconds = self.audio().size / 16000
+                final = {"type": "final", "segment_id": 0, "text": "recorded", "start": 0.0, "end": seconds}
+                await ws.send(json.dumps(final))
+                await ws.send(json.dumps({"type": "done", "text": "recorded", "segments": 1}))
+                await ws.close(1000)
+
+    def audio(self) -> np.ndarray:
+        return np.frombuffer(b"".join(self.frames), dtype="<i2").astype(np.float32) / 32768
+
+
+def start_page_server(background: BackgroundLoop, config: PageConfig) -> tuple[HttpServer, int]:
+    """The real health-port HTTP server with the page's routes, on a free port."""
+    http = HttpServer()
+    add_ui_routes(http, lambda: config)
+    port = background.run(http.start("127.0.0.1", 0))
+    return http, port
+
+
+def best_alignment(received: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
+    """(lag, normalised cross-correlation peak) of ``reference`` inside ``received``."""
+    size = len(received) + len(reference)
+    spectrum = np.fft.rfft(received, size) * np.conj(np.fft.rfft(reference, size))
+    correlation = np.fft.irfft(spectrum, size)
+    lag = int(np.argmax(correlation))
+    energy = math.sqrt(float((received**2).sum() * (reference**2).sum()))
+    return lag, float(correlation[lag] / energy)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +236,94 @@ def test_browser_pcm_encoding_is_little_endian_s16_and_clips(static_page):
     )
     samples = [int.from_bytes(bytes(data[i : i + 2]), "little", signed=True) for i in range(0, len(data), 2)]
     assert samples == [0, 32767, -32768, 32767, -32768, 16384]
+
+
+# ------------------------------------------------------------------ what the page sends
+def chirp(rate: int, seconds: float, lead: float = 0.3, tail: float = 0.5) -> np.ndarray:
+    """A 200 Hz → 3 kHz sweep between silences: unmistakable under cross-correlation."""
+    t = np.arange(int(rate * seconds)) / rate
+    sweep = 0.5 * np.sin(2 * np.pi * (200 * t + (3000 - 200) * t**2 / (2 * seconds)))
+    return np.concatenate([np.zeros(int(rate * lead)), sweep, np.zeros(int(rate * tail))]).astype(np.float32)
+
+
+@pytest.fixture
+def recorder(background: BackgroundLoop) -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    background.run(server.start())
+    yield server
+    background.run(server.stop())
+
+
+@pytest.fixture
+def recorder_page_url(background: BackgroundLoop, recorder: RecordingServer) -> Iterator[str]:
+    config = PageConfig(ws_port=recorder.port, auth_required=False, model_version="v-test", model_sha256=None)
+    http, port = start_page_server(background, config)
+    yield f"http://127.0.0.1:{port}/"
+    background.run(http.stop())
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def assert_protocol_framing(recorder: RecordingServer) -> None:
+    assert recorder.texts[0] == {"type": "start", "sample_rate": 16000, "encoding": "s16le"}
+    assert recorder.texts[-1] == {"type": "eof"}
+    sizes = {len(frame) for frame in recorder.frames[:-1]}
+    assert sizes == {3200}, f"every frame but the last must carry 100 ms (3200 bytes), got {sizes}"
+
+
+def test_browser_microphone_sends_the_captured_clip_at_16khz(
+    playwright, tmp_path, recorder, recorder_page_url
+):
+    clip = chirp(16000, 1.5)
+    wav = tmp_path / "chirp.wav"
+    sf.write(wav, clip, 16000, subtype="PCM_16")
+    browser = launch_chromium(playwright, fake_microphone_flags(wav))
+    try:
+        page = browser.new_page()
+        page.goto(recorder_page_url)
+        page.click("#mic-button")
+        wait_until(lambda: len(recorder.frames) * 0.1 >= len(clip) / 16000 + 0.5, 20, "the clip to be sent")
+        page.click("#stop-button")
+        page.wait_for_selector('#state[data-state="closed"]', timeout=10_000)
+        assert page.inner_text("#finals") == "recorded"
+    finally:
+        browser.close()
+    assert_protocol_framing(recorder)
+    received = recorder.audio()
+    lag, peak = best_alignment(received, clip)
+    # Chromium plays the 16 kHz file at its 48 kHz device rate; the page's worklet brings it back
+    # to 16 kHz. The chirp must come back nearly sample-exact, near the start of the stream.
+    assert peak > 0.98, f"the server did not receive the clip faithfully (correlation {peak:.3f})"
+    assert lag < 16000 or lag > len(received) + len(clip) - 16000, f"clip found at lag {lag}"
+
+
+def test_browser_file_picker_streams_a_44k_stereo_file_at_real_time_pace(
+    browser, tmp_path, recorder, recorder_page_url
+):
+    seconds = 2.0
+    stereo = np.stack([chirp(44100, seconds, 0.0, 0.0), chirp(44100, seconds, 0.0, 0.0)], axis=1)
+    path = tmp_path / "sweep.wav"
+    sf.write(path, stereo, 44100, subtype="PCM_16")
+    page = browser.new_page()
+    try:
+        page.goto(recorder_page_url)
+        page.set_input_files("#file-input", str(path))
+        page.wait_for_selector('#state[data-state="closed"]', timeout=15_000)
+        assert page.inner_text("#finals") == "recorded"
+        assert page.inner_text("#segment-count") == "1"
+    finally:
+        page.close()
+    assert_protocol_framing(recorder)
+    received = recorder.audio()
+    assert abs(received.size / 16000 - seconds) < 0.01
+    lag, peak = best_alignment(received, chirp(16000, seconds, 0.0, 0.0))
+    assert lag == 0 and peak > 0.99, f"lag {lag}, correlation {peak:.3f}"
+    # Real-time pace: 2 s of audio is spread over about 2 s, not sent in one burst.
+    spread = recorder.frame_times[-1] - recorder.frame_times[0]
+    assert 1.7 < spread < 3.0, f"{seconds} s of audio was sent over {spread:.2f} s"

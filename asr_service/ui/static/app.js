@@ -12,7 +12,9 @@ const ui = {
   token: $("token"),
   tokenRow: $("token-row"),
   state: $("state"),
+  form: $("controls"),
   mic: $("mic-button"),
+  micLabel: $("mic-label"),
   file: $("file-input"),
   stop: $("stop-button"),
   clear: $("clear-button"),
@@ -215,7 +217,9 @@ async function startMicrophone() {
     throw new Error("the microphone needs https or localhost; use the file picker instead");
   }
   const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    // Raw audio: the models are trained on unprocessed speech, and echo cancellation, noise
+    // suppression and gain control reshape it (and make what the server hears hard to test).
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
   const context = new AudioContext();
   await context.audioWorklet.addModule(new URL("./audio-worklet.js", import.meta.url));
@@ -232,7 +236,8 @@ async function startMicrophone() {
     node.disconnect();
     stream.getTracks().forEach((track) => track.stop());
     context.close();
-    ui.mic.textContent = "🎙 Start microphone";
+    ui.mic.classList.remove("recording");
+    ui.micLabel.textContent = "Start microphone";
     ui.level.value = 0;
   };
   let active;
@@ -253,7 +258,8 @@ async function startMicrophone() {
   };
   source.connect(node);
   await context.resume();
-  ui.mic.textContent = "🎙 Recording…";
+  ui.mic.classList.add("recording");
+  ui.micLabel.textContent = "Recording…";
   // Stopping drains the resampler tail through the worklet before eof is sent.
   active.stop = () => node.port.postMessage("flush");
 }
@@ -321,6 +327,7 @@ async function run(action) {
   }
 }
 
+ui.form.addEventListener("submit", (event) => event.preventDefault()); // Enter must not reload
 ui.mic.addEventListener("click", () => run(startMicrophone));
 ui.file.addEventListener("change", () => {
   const file = ui.file.files[0];
