@@ -11,6 +11,8 @@ import json
 import math
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -327,3 +329,43 @@ def test_browser_file_picker_streams_a_44k_stereo_file_at_real_time_pace(
     # Real-time pace: 2 s of audio is spread over about 2 s, not sent in one burst.
     spread = recorder.frame_times[-1] - recorder.frame_times[0]
     assert 1.7 < spread < 3.0, f"{seconds} s of audio was sent over {spread:.2f} s"
+
+
+# ------------------------------------------------------------------ the routes themselves
+def http_get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local test URL
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_browser_routes_serve_the_page_its_files_and_config(background):
+    config = PageConfig(ws_port=43210, auth_required=True, model_version="demo-3", model_sha256="ab" * 32)
+    http, port = start_page_server(background, config)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        status, headers, body = http_get(f"{base}/")
+        assert status == 200 and headers["Content-Type"].startswith("text/html")
+        assert b'src="ui/app.js"' in body
+        assert "default-src 'self'" in headers["Content-Security-Policy"]
+        for name, kind in [
+            ("app.js", "text/javascript"),
+            ("audio-worklet.js", "text/javascript"),
+            ("style.css", "text/css"),
+        ]:
+            status, headers, _ = http_get(f"{base}/ui/{name}")
+            assert status == 200 and headers["Content-Type"].startswith(kind), name
+        status, headers, body = http_get(f"{base}/ui/config.json")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        assert json.loads(body) == {
+            "ws_port": 43210,
+            "ws_path": "/",
+            "auth_required": True,
+            "sample_rate": 16000,
+            "model": {"version": "demo-3", "sha256": "ab" * 32},
+        }
+        for missing in ["/ui/", "/ui/../settings.py", "/ui/__init__.py", "/ui/nope.js", "/index.html"]:
+            assert http_get(f"{base}{missing}")[0] == 404, missing
+    finally:
+        background.run(http.stop())
