@@ -1,0 +1,35 @@
+"""``python -m asr_service``: settings → logging → serve until SIGTERM → exit status."""
+
+from __future__ import annotations
+
+import sys
+
+import uvloop
+
+from asr_service.logging_setup import configure_logging, get_logger
+from asr_service.settings import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings(sys.argv[1:] if argv is None else argv)
+    except SettingsError as error:
+        print(f"asr_service: invalid configuration: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    # Imported after logging is configured: torch is slow to import and logs nothing useful.
+    from asr_service.server import serve_forever
+
+    get_logger(component="main").info("starting", settings=_public(settings))
+    return uvloop.run(serve_forever(settings))
+
+
+def _public(settings: object) -> dict[str, object]:
+    """Settings for the start-up log line, with secrets left out."""
+    values = dict(vars(settings))
+    values["auth_tokens"] = f"{len(values.get('auth_tokens', ()))} configured"
+    return values
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,500 @@
+"""The batching inference engine: every stream's audio, one batched forward, in a worker thread.
+
+Sessions (on the event loop) call :meth:`EngineStream.feed` / :meth:`EngineStream.finish`; a
+single worker thread gathers the streams that have a full chunk waiting, runs ONE batched model
+step for all of them, decodes, and hands each stream a :class:`StreamUpdate` through the
+thread-safe ``deliver`` callback the session gave. The event loop never runs the model.
+
+Batching works for any model of ``asr_service.model.interface``: a stream's state is a tuple of
+tensors with the batch at dim 0, so the engine concatenates the states of the streams in a batch,
+steps once and splits them again. Each stream contributes at most one chunk per batch, in order,
+so a stream decoded alone or inside a batch sees exactly the same computation.
+
+Seam for other decoding schemes: how a chunk turns into text is a :class:`DecodeStrategy`
+(``StreamingDecodeStrategy`` for ``model.streaming`` models). A full-context model (EzSpeech,
+``streaming = False``) needs a strategy that re-decodes the audio so far; it plugs in through
+:func:`register_strategy` (``asr_service/fullcontext.py``). Until one is registered such a
+model is refused with :class:`UnsupportedModelError`. The strategy's ``name`` is reported in
+``/metrics`` (``decode_strategy``).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from asr_service.logging_setup import get_logger
+from asr_service.model.interface import AcousticModel, StreamState
+
+log = get_logger(component="engine")
+
+
+class UnsupportedModelError(RuntimeError):
+    """No decode strategy can serve this model."""
+
+
+class EngineClosedError(RuntimeError):
+    """The engine was stopped."""
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class Segment:
+    segment_id: int
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float
+    reason: str  # "endpoint" | "eof"
+
+
+@dataclass(frozen=True)
+class Partial:
+    segment_id: int
+    text: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What one engine step did for one stream (delivered to the session, in order)."""
+
+    consumed_samples: int  # model-rate samples of real audio consumed so far
+    ready_at: float  # time.monotonic() when this chunk's audio was complete at the server
+    partial: Partial | None = None  # set when the current segment's text changed
+    finals: tuple[Segment, ...] = ()
+    done: bool = False  # last update of a finished stream
+    error: str | None = None  # the stream failed and was dropped
+    compute_s: float = 0.0  # this stream's share of the batch's inference time
+
+
+Deliver = Callable[[StreamUpdate], None]
+
+
+# ---------------------------------------------------------------------------- decoding seam
+class StreamDecoder(Protocol):
+    """Per-stream decoding state owned by a strategy."""
+
+    def current(self) -> Partial:
+        """The open segment's hypothesis."""
+        ...
+
+    def trailing_silence_s(self) -> float:
+        """Seconds since the last emitted token of the open segment (endpointing)."""
+        ...
+
+    def finalize(self, reason: str) -> Segment:
+        """Close the open segment and start the next one."""
+        ...
+
+
+@dataclass
+class StepItem:
+    decoder: StreamDecoder
+    audio: torch.Tensor  # [chunk_samples] float32, zero-padded past the end of stream
+    total_frames: int | None  # once the stream is finished: frames its real audio makes in all
+
+
+class DecodeStrategy(Protocol):
+    name: str
+
+    def new_decoder(self) -> StreamDecoder: ...
+
+    def warm_up(self, batch_size: int) -> None: ...
+
+    def step(self, items: Sequence[StepItem]) -> None:
+        """Advance every item's decoder by its chunk, with as few model calls as possible."""
+        ...
+
+
+StrategyFactory = Callable[[AcousticModel, torch.device], DecodeStrategy]
+_NON_STREAMING_STRATEGIES: dict[str, StrategyFactory] = {}
+
+
+def register_strategy(name: str, factory: StrategyFactory) -> None:
+    """Register a strategy for ``streaming = False`` models (the full-context seam)."""
+    _NON_STREAMING_STRATEGIES[name] = factory
+
+
+def select_strategy(model: AcousticModel, device: torch.device) -> DecodeStrategy:
+    if model.streaming:
+        return StreamingDecodeStrategy(model, device)
+    if not _NON_STREAMING_STRATEGIES:
+        raise UnsupportedModelError(
+            "the model is full-context (streaming = False) and no full-context decode strategy is "
+            "registered (asr_service.fullcontext is missing); only streaming models can be served"
+        )
+    name, factory = next(iter(_NON_STREAMING_STRATEGIES.items()))
+    log.info("decode_strategy_selected", strategy=name)
+    return factory(model, device)
+
+
+# ---------------------------------------------------------------------------- greedy CTC
+class GreedyCtcDecoder:
+    """Incremental greedy CTC: collapse repeats, drop blanks, segment on request."""
+
+    def __init__(self, tokens: Sequence[str], blank_id: int, frame_shift_s: float) -> None:
+        self._tokens = list(tokens)
+        self._blank = blank_id
+        self._shift = frame_shift_s
+        self._previous = blank_id
+        self._frames = 0
+        self._segment_id = 0
+        self._segment_start = 0
+        self._emitted: list[tuple[int, int, float]] = []  # (token, frame, probability)
+        self._last_token_frame = -1
+
+    def accept(self, log_probs: torch.Tensor) -> None:
+        """log_probs: [T, V] for the next T frames of this stream."""
+        if log_probs.numel() == 0:
+            return
+        best, ids = log_probs.float().max(dim=-1)
+        for offset, (token, score) in enumerate(zip(ids.tolist(), best.exp().tolist(), strict=True)):
+            frame = self._frames + offset
+            if token != self._blank and token != self._previous:
+                self._emitted.append((token, frame, score))
+                self._last_token_frame = frame
+            self._previous = token
+        self._frames += log_probs.shape[0]
+
+    @property
+    def frames_decoded(self) -> int:
+        return self._frames
+
+    def _text(self) -> str:
+        pieces = "".join(self._tokens[token] for token, _frame, _p in self._emitted)
+        return " ".join(pieces.replace("▁", " ").split())
+
+    def current(self) -> Partial:
+        start = self._emitted[0][1] if self._emitted else self._segment_start
+        return Partial(self._segment_id, self._text(), start * self._shift, self._frames * self._shift)
+
+    def trailing_silence_s(self) -> float:
+        last = max(self._last_token_frame + 1, self._segment_start)
+        return (self._frames - last) * self._shift
+
+    def finalize(self, reason: str) -> Segment:
+        start = self._emitted[0][1] if self._emitted else self._segment_start
+        end = self._emitted[-1][1] + 1 if self._emitted else self._frames
+        confidence = sum(p for _t, _f, p in self._emitted) / len(self._emitted) if self._emitted else 0.0
+        segment = Segment(
+            self._segment_id, self._text(), start * self._shift, end * self._shift, confidence, reason
+        )
+        self._segment_id += 1
+        self._segment_start = self._frames
+        self._emitted = []
+        return segment
+
+
+class _StreamingDecoder(GreedyCtcDecoder):
+    def __init__(self, model: AcousticModel, device: torch.device) -> None:
+        super().__init__(model.tokens, model.blank_id, model.frame_shift_s)
+        self.state: StreamState = model.initial_state(1, device)
+
+
+class StreamingDecodeStrategy:
+    """``model.stream_step`` on the concatenated states of every stream in the batch."""
+
+    name = "streaming"
+
+    def __init__(self, model: AcousticModel, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    def new_decoder(self) -> _StreamingDecoder:
+        return _StreamingDecoder(self.model, self.device)
+
+    def warm_up(self, batch_size: int) -> None:
+        state = self.model.initial_state(batch_size, self.device)
+        audio = torch.zeros(batch_size, self.model.chunk_samples, device=self.device)
+        with torch.inference_mode():
+            self.model.stream_step(audio, state)
+
+    def step(self, items: Sequence[StepItem]) -> None:
+        decoders = [item.decoder for item in items]
+        if not all(isinstance(d, _StreamingDecoder) for d in decoders):
+            raise TypeError("StreamingDecodeStrategy got a decoder it did not create")
+        streams: list[_StreamingDecoder] = decoders  # type: ignore[assignment]
+        audio = torch.stack([item.audio for item in items]).to(self.device)
+        state = tuple(
+            torch.cat([stream.state[i] for stream in streams], dim=0) for i in range(len(streams[0].state))
+        )
+        with torch.inference_mode():
+            log_probs, new_state = self.model.stream_step(audio, state)
+        log_probs = log_probs.cpu()
+        for row, (stream, item) in enumerate(zip(streams, items, strict=True)):
+            stream.state = tuple(tensor[row : row + 1] for tensor in new_state)
+            frames = log_probs[row]
+            if item.total_frames is not None:  # drop frames that only padding produced
+                frames = frames[: max(0, item.total_frames - stream.frames_decoded)]
+            stream.accept(frames)
+
+
+# ---------------------------------------------------------------------------- the engine
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UnsupportedModelError(f"DEVICE={name} but CUDA is not available on this machine")
+    return device
+
+
+class EngineStream:
+    """One client stream inside the engine. feed/finish/cancel are called from the event loop."""
+
+    def __init__(
+        self, engine: BatchingEngine, stream_id: int, decoder: StreamDecoder, deliver: Deliver
+    ) -> None:
+        self._engine = engine
+        self.stream_id = stream_id
+        self.decoder = decoder
+        self.deliver = deliver
+        self._chunk = engine.chunk_samples
+        # Guarded by engine._cond:
+        self._pending: collections.deque[torch.Tensor] = collections.deque()
+        self._pending_samples = 0
+        self._ready_times: collections.deque[float] = collections.deque()
+        self._real_samples = 0  # real (non-padding) samples received
+        self._consumed_samples = 0
+        self.finished = False
+        self.cancelled = False
+        self.last_partial_text = ""
+
+    @property
+    def consumed_samples(self) -> int:
+        return min(self._consumed_samples, self._real_samples)
+
+    @property
+    def backlog_s(self) -> float:
+        return self._pending_samples / self._engine.sample_rate
+
+    def feed(self, samples: torch.Tensor) -> None:
+        if samples.numel() == 0:
+            return
+        with self._engine._cond:
+            if self.finished or self.cancelled:
+                raise EngineClosedError("stream already finished")
+            before = self._pending_samples // self._chunk
+            self._pending.append(samples.to(torch.float32).reshape(-1))
+            self._pending_samples += samples.numel()
+            self._real_samples += samples.numel()
+            now = time.monotonic()
+            self._ready_times.extend([now] * (self._pending_samples // self._chunk - before))
+            self._engine._cond.notify()
+
+    def finish(self) -> None:
+        """End of audio: decode what is left, send the last final, then ``done``."""
+        with self._engine._cond:
+            if self.finished or self.cancelled:
+                return
+            self.finished = True
+            pad = self._engine.lookahead_samples
+            rest = (self._pending_samples + pad) % self._chunk
+            pad += (self._chunk - rest) % self._chunk
+            if pad:
+                self._pending.append(torch.zeros(pad))
+                self._pending_samples += pad
+            now = time.monotonic()
+            missing = self._pending_samples // self._chunk - len(self._ready_times)
+            self._ready_times.extend([now] * missing)
+            if self._pending_samples == 0:
+                self._ready_times.append(now)  # an empty final step still reports done
+            self._engine._cond.notify()
+
+    def cancel(self) -> None:
+        """The client went away: drop the stream without decoding the rest."""
+        with self._engine._cond:
+            self.cancelled = True
+            self._pending.clear()
+            self._pending_samples = 0
+            self._ready_times.clear()
+
+    # ---- worker side (called with engine._cond held)
+    def _has_work(self) -> bool:
+        return not self.cancelled and (
+            self._pending_samples >= self._chunk or (self.finished and bool(self._ready_times))
+        )
+
+    def _take_chunk(self) -> tuple[torch.Tensor, float, bool]:
+        """Next chunk, when its audio was complete, whether it is the stream's last step."""
+        ready_at = self._ready_times.popleft()
+        if self._pending_samples == 0:
+            return torch.zeros(self._chunk), ready_at, True
+        pieces, need = [], self._chunk
+        while need:
+            head = self._pending[0]
+            if head.numel() <= need:
+                pieces.append(self._pending.popleft())
+                need -= head.numel()
+            else:
+                pieces.append(head[:need])
+                self._pending[0] = head[need:]
+                need = 0
+        self._pending_samples -= self._chunk
+        self._consumed_samples += self._chunk
+        last = self.finished and self._pending_samples == 0
+        return torch.cat(pieces), ready_at, last
+
+
+class BatchingEngine:
+    """Owns the model, the worker thread and the set of open streams."""
+
+    def __init__(
+        self,
+        model: AcousticModel,
+        device: torch.device,
+        *,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.005,
+        endpoint_silence_s: float = 0.6,
+        on_batch: Callable[[int, float], None] | None = None,
+        strategy: DecodeStrategy | None = None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.strategy = strategy if strategy is not None else select_strategy(model, device)
+        self.sample_rate = int(model.sample_rate)
+        self.chunk_samples = int(model.chunk_samples)
+        self.lookahead_samples = int(model.lookahead_samples)
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.endpoint_silence_s = endpoint_silence_s
+        self._on_batch = on_batch
+        self._cond = threading.Condition()
+        self._streams: dict[int, EngineStream] = {}
+        self._next_id = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.batches_run = 0
+
+    @property
+    def strategy_name(self) -> str:
+        return self.strategy.name
+
+    @property
+    def chunk_duration_s(self) -> float:
+        return self.chunk_samples / self.sample_rate
+
+    def warm_up(self) -> None:
+        """Run the shapes the engine will use once, so the first client does not pay for it."""
+        for size in sorted({1, min(self.max_batch_size, 4), self.max_batch_size}):
+            self.strategy.warm_up(size)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def open_stream(self, deliver: Deliver) -> EngineStream:
+        with self._cond:
+            if self._stopping:
+                raise EngineClosedError("engine is stopped")
+            stream = EngineStream(self, self._next_id, self.strategy.new_decoder(), deliver)
+            self._streams[stream.stream_id] = stream
+            self._next_id += 1
+            return stream
+
+    @property
+    def open_streams(self) -> int:
+        with self._cond:
+            return len(self._streams)
+
+    # ---- worker thread
+    def _ready(self) -> list[EngineStream]:
+        ready = [s for s in self._streams.values() if s._has_work()]
+        ready.sort(key=lambda s: s._ready_times[0])  # oldest waiting chunk first (fairness)
+        return ready
+
+    def _run(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            with self._cond:
+                self._drop_cancelled()
+                ready = self._ready()
+                while not ready and not self._stopping:
+                    self._cond.wait()
+                    self._drop_cancelled()
+                    ready = self._ready()
+                if self._stopping:
+                    return
+                # Give streams whose chunk is about to complete a moment to join the batch; the
+                # oldest waiting chunk bounds the wait, so it adds at most max_wait_s of latency.
+                deadline = ready[0]._ready_times[0] + self.max_wait_s
+                while len(ready) < self.max_batch_size and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                    self._drop_cancelled()
+                    ready = self._ready() or ready
+                batch = ready[: self.max_batch_size]
+                work = [(stream, *stream._take_chunk()) for stream in batch if stream._has_work()]
+            if work:
+                self._step(work)
+
+    def _drop_cancelled(self) -> None:
+        for stream_id in [i for i, s in self._streams.items() if s.cancelled]:
+            del self._streams[stream_id]
+
+    def _step(self, work: list[tuple[EngineStream, torch.Tensor, float, bool]]) -> None:
+        items = [
+            StepItem(
+                stream.decoder,
+                audio,
+                self.model.num_frames(stream._real_samples) if stream.finished else None,
+            )
+            for stream, audio, _ready_at, _last in work
+        ]
+        started = time.perf_counter()
+        try:
+            self.strategy.step(items)
+        except Exception:
+            log.exception("engine_step_failed", batch_size=len(work))
+            for stream, *_rest in work:
+                self._close(stream)
+                stream.deliver(StreamUpdate(stream.consumed_samples, 0.0, error="inference_failed"))
+            return
+        elapsed = time.perf_counter() - started
+        self.batches_run += 1
+        if self._on_batch is not None:
+            self._on_batch(len(work), elapsed)
+        share = elapsed / len(work)
+        for stream, _audio, ready_at, last in work:
+            stream.deliver(self._update_for(stream, ready_at, last, share))
+            if last:
+                self._close(stream)
+
+    def _update_for(
+        self, stream: EngineStream, ready_at: float, last: bool, compute_s: float
+    ) -> StreamUpdate:
+        decoder = stream.decoder
+        current = decoder.current()
+        finals: list[Segment] = []
+        partial = None
+        if last:
+            finals.append(decoder.finalize("eof"))
+        elif current.text and decoder.trailing_silence_s() >= self.endpoint_silence_s:
+            finals.append(decoder.finalize("endpoint"))
+            stream.last_partial_text = ""
+        elif current.text != stream.last_partial_text:
+            partial = current
+            stream.last_partial_text = current.text
+        return StreamUpdate(stream.consumed_samples, ready_at, partial, tuple(finals), last, None, compute_s)
+
+    def _close(self, stream: EngineStream) -> None:
+        with self._cond:
+            self._streams.pop(stream.stream_id, None)

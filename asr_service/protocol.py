@@ -1,0 +1,213 @@
+"""Wire protocol: parse client messages and build server events. Pure functions, no I/O.
+
+Two protocols share one connection handler (the README's "Protocol" section is the reference):
+
+* native: ``start`` (JSON) → binary s16le PCM frames → ``eof``; the server answers with
+  ``partial`` / ``final`` events and ``done`` before closing 1000;
+* seed-compatible: ``audio_chunk`` (base64 PCM16 in JSON) answered by ``transcription``,
+  plus ``config``. The seed's ``audio_file`` (a path read on the server) is refused.
+
+Every close is preceded by an event that says why: ``done`` (1000), ``closing`` (1001) or
+``error`` (every other code), so a browser, which never sees close reasons reliably, still knows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+SUPPORTED_SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+SUPPORTED_ENCODINGS = ("s16le", "pcm_s16le")
+
+
+class CloseCode(IntEnum):
+    DONE = 1000
+    GOING_AWAY = 1001  # server draining
+    UNSUPPORTED = 1003  # unsupported audio format
+    POLICY = 1008  # authentication, idle timeout, misuse
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    OVERLOADED = 1013
+
+
+class ProtocolError(Exception):
+    """Bad client input. ``close_code`` None means: report it, keep the session open."""
+
+    def __init__(self, code: str, message: str, close_code: CloseCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close_code = close_code
+
+
+# ------------------------------------------------------------------ client → server
+@dataclass(frozen=True)
+class Start:
+    sample_rate: int
+    encoding: str
+
+
+@dataclass(frozen=True)
+class Eof:
+    pass
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    pcm: bytes
+    sample_rate: int | None
+    chunk_id: Any
+    is_final: bool
+
+
+@dataclass(frozen=True)
+class ConfigRequest:
+    sample_rate: int | None
+
+
+ClientMessage = Start | Eof | AudioChunk | ConfigRequest
+
+
+def _optional_sample_rate(value: Any) -> int | None:
+    return None if value is None else _sample_rate(value)
+
+
+def _sample_rate(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ProtocolError("bad_sample_rate", f"sample_rate must be an integer, got {value!r}")
+    rate = int(value)
+    if rate not in SUPPORTED_SAMPLE_RATES:
+        rates = ", ".join(str(r) for r in SUPPORTED_SAMPLE_RATES)
+        raise ProtocolError(
+            "unsupported_sample_rate",
+            f"sample_rate {rate} is not supported (supported: {rates})",
+            CloseCode.UNSUPPORTED,
+        )
+    return rate
+
+
+def parse_text_message(text: str) -> ClientMessage:
+    """Decode one JSON text message; raise ProtocolError for anything malformed or unknown."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ProtocolError("malformed_json", "message is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed_message", "message must be a JSON object")
+    kind = data.get("type")
+    if kind == "start":
+        encoding = data.get("encoding", "s16le")
+        if encoding not in SUPPORTED_ENCODINGS:
+            raise ProtocolError(
+                "unsupported_encoding",
+                f"encoding {encoding!r} is not supported (send little-endian 16-bit PCM: 's16le')",
+                CloseCode.UNSUPPORTED,
+            )
+        channels = data.get("channels", 1)
+        if channels != 1:
+            raise ProtocolError("unsupported_channels", "only mono audio is supported", CloseCode.UNSUPPORTED)
+        return Start(sample_rate=_sample_rate(data.get("sample_rate", 16000)), encoding="s16le")
+    if kind == "eof":
+        return Eof()
+    if kind == "audio_chunk":
+        encoded = data.get("audio_data")
+        if not isinstance(encoded, str):
+            raise ProtocolError("missing_audio_data", "audio_chunk needs base64 PCM16 in 'audio_data'")
+        try:
+            pcm = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError("bad_audio_data", "audio_data is not valid base64") from None
+        is_final = data.get("is_final", False)
+        if not isinstance(is_final, bool):
+            raise ProtocolError("bad_is_final", "is_final must be true or false")
+        return AudioChunk(
+            pcm=pcm,
+            sample_rate=_optional_sample_rate(data.get("sample_rate")),
+            chunk_id=data.get("chunk_id"),
+            is_final=is_final,
+        )
+    if kind == "config":
+        return ConfigRequest(sample_rate=_optional_sample_rate(data.get("sample_rate")))
+    if kind == "audio_file":
+        # The seed read any path on the server's disk: never honoured.
+        raise ProtocolError(
+            "audio_file_not_supported",
+            "audio_file (a server-side path) is not supported; send the audio itself",
+        )
+    if kind is None:
+        raise ProtocolError("missing_type", "message has no 'type'")
+    raise ProtocolError("unknown_type", f"unknown message type {str(kind)[:40]!r}")
+
+
+# ------------------------------------------------------------------ server → client
+def encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def connection_event(session_id: str, model_sample_rate: int, chunk_duration_s: float) -> dict[str, Any]:
+    return {
+        "type": "connection",
+        "status": "connected",
+        "session_id": session_id,
+        "sample_rate": model_sample_rate,
+        "chunk_duration": round(chunk_duration_s, 4),
+        "supported_sample_rates": list(SUPPORTED_SAMPLE_RATES),
+        "encoding": "s16le",
+    }
+
+
+def partial_event(segment_id: int, text: str, start_s: float, end_s: float) -> dict[str, Any]:
+    return {"type": "partial", "segment_id": segment_id, "text": text, "start": start_s, "end": end_s}
+
+
+def final_event(
+    segment_id: int, text: str, start_s: float, end_s: float, confidence: float, reason: str
+) -> dict[str, Any]:
+    return {
+        "type": "final",
+        "segment_id": segment_id,
+        "text": text,
+        "start": start_s,
+        "end": end_s,
+        "confidence": round(confidence, 4),
+        "reason": reason,
+    }
+
+
+def done_event(text: str, segments: int, audio_seconds: float) -> dict[str, Any]:
+    return {"type": "done", "text": text, "segments": segments, "audio_seconds": round(audio_seconds, 3)}
+
+
+def transcription_event(text: str, chunk_id: Any, is_final: bool, segment_id: int) -> dict[str, Any]:
+    return {
+        "type": "transcription",
+        "text": text,
+        "chunk_id": chunk_id,
+        "is_final": is_final,
+        "segment_id": segment_id,
+    }
+
+
+def config_event(sample_rate: int, model_sample_rate: int, chunk_duration_s: float) -> dict[str, Any]:
+    return {
+        "type": "config",
+        "status": "ok",
+        "sample_rate": sample_rate,
+        "model_sample_rate": model_sample_rate,
+        "chunk_duration": round(chunk_duration_s, 4),
+    }
+
+
+def error_event(code: str, message: str, close_code: int | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if close_code is not None:
+        event["close_code"] = int(close_code)
+    return event
+
+
+def closing_event(reason: str, close_code: int) -> dict[str, Any]:
+    return {"type": "closing", "reason": reason, "close_code": int(close_code)}

@@ -1,0 +1,325 @@
+"""The service: model loading, the WebSocket listener, the health port, signals and drain.
+
+Start order matters for the container contract: the health port comes up first (``/health``
+200, ``/ready`` 503), then the model is fetched, verified, loaded and warmed up in a worker
+thread, and only then does ``/ready`` turn 200. On SIGTERM ``/ready`` turns 503, new
+handshakes get 503, every open stream gets its final result and a 1001 close, and the process
+exits 0 inside ``DRAIN_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import torch
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from asr_service.engine import BatchingEngine, resolve_device
+from asr_service.http import HttpServer, add_health_routes
+from asr_service.logging_setup import get_logger
+from asr_service.metrics import ServiceMetrics
+from asr_service.model.interface import AcousticModel
+from asr_service.session import Session
+from asr_service.settings import Settings
+
+log = get_logger(component="server")
+
+T = TypeVar("T")
+ModelLoader = Callable[[Settings, torch.device], AcousticModel]
+
+_LOOP_LAG_INTERVAL_S = 0.05
+
+
+class StartupError(RuntimeError):
+    """The service cannot start (model missing, bad checksum, unsupported model, ...)."""
+
+
+def load_configured_model(settings: Settings, device: torch.device) -> tuple[AcousticModel, dict[str, Any]]:
+    """MODEL_URI / MODEL_PATH / the demo model → verified, loaded model (runs in a thread)."""
+    from asr_service.model.checkpoint import load_checkpoint
+    from asr_service.model_source import resolve_model
+
+    resolved = resolve_model(
+        settings.model_uri, settings.model_path, settings.model_sha256, settings.model_cache_dir
+    )
+    loaded = load_checkpoint(resolved.path, device=device)
+    model = loaded.model if hasattr(loaded, "model") else loaded
+    return model, {"model_source": resolved.source, "model_sha256": resolved.sha256}
+
+
+class AsrServer:
+    def __init__(
+        self,
+        settings: Settings,
+        model_loader: Callable[[Settings, torch.device], tuple[AcousticModel, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._model_loader = model_loader or load_configured_model
+        self.metrics = ServiceMetrics()
+        self.http = HttpServer()
+        add_health_routes(self.http, self)
+        self.sessions: set[Session] = set()
+        self.sessions_changed = asyncio.Event()  # set whenever a session ends (drain waits on it)
+        self.engine: BatchingEngine
+        self.device = torch.device("cpu")
+        self.model_info: dict[str, Any] = {}
+        self.ready = False
+        self.draining = False
+        self._drain_requested = asyncio.Event()
+        self._drain_started: asyncio.Future[None] | None = None
+        self._ws_server: Server | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.ws_port = 0
+        self.health_port = 0
+
+    # ------------------------------------------------------------------ status (http.ServiceStatus)
+    def is_ready(self) -> bool:
+        return self.ready and not self.draining
+
+    def readiness(self) -> dict[str, Any]:
+        state = "draining" if self.draining else "ready" if self.ready else "starting"
+        return {
+            "status": state,
+            "model_loaded": self.ready or self.draining,
+            "active_sessions": len(self.sessions),
+        }
+
+    def metrics_json(self) -> dict[str, Any]:
+        engine_ready = hasattr(self, "engine")
+        return {
+            "uptime_seconds": round(time.time() - self.metrics.started_at, 3),
+            "device": str(self.device),
+            "request_count": int(self.metrics.requests._value.get()),
+            "sample_rate": self.engine.sample_rate if engine_ready else None,
+            "chunk_duration": round(self.engine.chunk_duration_s, 4) if engine_ready else None,
+            "model_loaded": engine_ready,
+            "ready": self.is_ready(),
+            "draining": self.draining,
+            "active_sessions": len(self.sessions),
+            "max_sessions": self.settings.max_sessions,
+            "rejected_sessions": int(self.metrics.rejected_total()),
+            "audio_seconds": round(self.metrics.audio_seconds._value.get(), 3),
+            "decode_strategy": self.engine.strategy_name if engine_ready else None,
+            "batch_max_size": self.settings.batch_max_size,
+            "batches_run": self.engine.batches_run if engine_ready else 0,
+            "event_loop_lag": self.metrics.loop_lag_summary(),
+            **self.model_info,
+        }
+
+    # ------------------------------------------------------------------ start
+    async def start(self) -> None:
+        """Health port first, then model, warm-up, WebSocket listener; returns once ready."""
+        self.health_port = await self.http.start(self.settings.host, self.settings.health_port)
+        self._background.append(asyncio.create_task(self._watch_loop_lag(), name="loop-lag"))
+        self._background.append(asyncio.create_task(self._emit_emf(), name="emf"))
+        log.info("health_listening", health_port=self.health_port)
+        try:
+            self.device = resolve_device(self.settings.device)
+            if self.settings.torch_threads:
+                torch.set_num_threads(self.settings.torch_threads)
+            model, info = await asyncio.to_thread(self._model_loader, self.settings, self.device)
+            engine = BatchingEngine(
+                model,
+                self.device,
+                max_batch_size=self.settings.batch_max_size,
+                max_wait_s=self.settings.batch_max_wait_ms / 1000,
+                endpoint_silence_s=self.settings.endpoint_silence_ms / 1000,
+                on_batch=self._on_batch,
+            )
+            started = time.perf_counter()
+            await asyncio.to_thread(engine.warm_up)
+            warm_up_s = time.perf_counter() - started
+        except Exception as error:
+            raise StartupError(f"{type(error).__name__}: {error}") from error
+        self.engine = engine
+        self.model_info = info
+        self.metrics.info.info(
+            {
+                "decode_strategy": engine.strategy_name,
+                "device": str(self.device),
+                "sample_rate": str(engine.sample_rate),
+                "model_sha256": str(info.get("model_sha256", "")),
+            }
+        )
+        engine.start()
+        self._ws_server = await serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            process_request=self._process_request,
+            # Our own limit answers with an event + 1009; this hard cap only stops abuse early.
+            max_size=4 * self.settings.max_message_bytes + 1024,
+            ping_interval=self.settings.ping_interval_s,
+            ping_timeout=self.settings.ping_timeout_s,
+            close_timeout=5,
+            logger=_quiet_websockets_logger(),
+        )
+        self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info(
+            "server_ready",
+            ws_port=self.ws_port,
+            health_port=self.health_port,
+            device=str(self.device),
+            decode_strategy=engine.strategy_name,
+            chunk_s=engine.chunk_duration_s,
+            warm_up_s=round(warm_up_s, 3),
+            **info,
+        )
+
+    def _on_batch(self, size: int, seconds: float) -> None:  # engine thread; prometheus is thread-safe
+        self.metrics.batch_size.observe(size)
+        self.metrics.inference_seconds.observe(seconds)
+
+    # ------------------------------------------------------------------ connections
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.draining or not self.ready:
+            reason = "draining" if self.draining else "not_ready"
+            self.metrics.reject(reason)
+            return self._unavailable(connection, f"server {reason.replace('_', ' ')}\n")
+        if len(self.sessions) >= self.settings.max_sessions:
+            self.metrics.reject("max_sessions")
+            return self._unavailable(connection, "too many concurrent sessions\n")
+        return None
+
+    def _unavailable(self, connection: ServerConnection, text: str) -> Response:
+        response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, text)
+        response.headers["Retry-After"] = str(self.settings.retry_after_s)
+        return response
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        await Session(connection, self).run()
+
+    async def until_draining(self, awaitable: Awaitable[T]) -> T | None:
+        """Await ``awaitable`` unless a drain starts first (then cancel it and return None)."""
+        if self._drain_started is None:
+            self._drain_started = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(awaitable)
+        if self.draining:
+            task.cancel()
+            return None
+        waiters: set[asyncio.Future[Any]] = {task, self._drain_started}
+        done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+
+    # ------------------------------------------------------------------ drain and stop
+    def request_drain(self) -> None:
+        """Signal handler: begin the graceful drain (idempotent)."""
+        self._drain_requested.set()
+
+    async def wait_for_drain_request(self) -> None:
+        await self._drain_requested.wait()
+
+    async def drain(self) -> None:
+        """Refuse new sessions, let every open one finish its final and close 1001, stop."""
+        if self.draining:
+            return
+        self.draining = True
+        self.metrics.ready.set(0)
+        started = time.monotonic()
+        open_sessions = len(self.sessions)
+        log.info("drain_started", open_sessions=open_sessions, budget_s=self.settings.drain_timeout_s)
+        if self._drain_started is None:
+            self._drain_started = asyncio.get_running_loop().create_future()
+        if not self._drain_started.done():
+            self._drain_started.set_result(None)
+        # Leave a little of the budget to close the stragglers and exit.
+        budget = max(0.5, self.settings.drain_timeout_s - 2.0)
+        deadline = started + budget
+        while self.sessions and (remaining := deadline - time.monotonic()) > 0:
+            self.sessions_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self.sessions_changed.wait()
+        forced = len(self.sessions)
+        if self._ws_server is not None:
+            self._ws_server.close(close_connections=True, code=1001, reason="server draining")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._ws_server.wait_closed()
+        log.info(
+            "drain_finished",
+            drained_sessions=open_sessions - forced,
+            forced_sessions=forced,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        await self.stop()
+
+    async def stop(self) -> None:
+        if self._ws_server is not None and self._ws_server.is_serving():
+            self._ws_server.close()
+            await self._ws_server.wait_closed()
+        if hasattr(self, "engine"):
+            await asyncio.to_thread(self.engine.stop)
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+        await self.http.stop()
+
+    # ------------------------------------------------------------------ background tasks
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + _LOOP_LAG_INTERVAL_S
+            await asyncio.sleep(_LOOP_LAG_INTERVAL_S)
+            self.metrics.observe_loop_lag(max(0.0, loop.time() - expected))
+
+    async def _emit_emf(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.emf_interval_s)
+            sys.stdout.write(self.metrics.emf_line(self.settings.service_name) + "\n")
+            sys.stdout.flush()
+
+
+def _quiet_websockets_logger() -> logging.Logger:
+    # websockets logs handshake failures with the request line, which may carry ?token=...;
+    # keep its logger to errors only so a token can never reach the logs.
+    logger = logging.getLogger("asr_service.websockets")
+    logger.setLevel(logging.ERROR)
+    return logger
+
+
+async def serve_forever(settings: Settings) -> int:
+    """The process: start, serve until SIGTERM/SIGINT, drain. Returns the exit status."""
+    server = AsrServer(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.request_drain)
+    try:
+        start = asyncio.create_task(server.start())
+        drain_wait = asyncio.create_task(server.wait_for_drain_request())
+        done, _ = await asyncio.wait({start, drain_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if start not in done:  # SIGTERM while still loading: nothing to drain
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StartupError):
+                await start
+            await server.stop()
+            log.info("stopped_before_ready")
+            return 0
+        start.result()
+    except StartupError as error:
+        log.error("startup_failed", error=str(error))
+        await server.stop()
+        return 1
+    await drain_wait
+    await server.drain()
+    log.info("server_stopped")
+    return 0
