@@ -30,6 +30,7 @@ from asr_service.metrics import ServiceMetrics
 from asr_service.model.interface import AcousticModel
 from asr_service.session import Session
 from asr_service.settings import Settings
+from asr_service.ui.routes import add_ui_routes, page_config_of
 
 log = get_logger(component="server")
 
@@ -67,6 +68,8 @@ class AsrServer:
         self.metrics = ServiceMetrics()
         self.http = HttpServer()
         add_health_routes(self.http, self)
+        if settings.ui_enabled:
+            add_ui_routes(self.http, lambda: page_config_of(self))
         self.sessions: set[Session] = set()
         self.sessions_changed = asyncio.Event()  # set whenever a session ends (drain waits on it)
         self.engine: BatchingEngine

@@ -49,6 +49,7 @@ class Settings:
     retry_after_s: int = 5
     service_name: str = "asr-server"
     emf_interval_s: float = 60.0
+    ui_enabled: bool = True
 
     @property
     def auth_enabled(self) -> bool:
@@ -84,9 +85,12 @@ _SPECS: tuple[_Spec, ...] = (
     ("retry_after_s", "RETRY_AFTER_S", ("--retry-after-s",), int, "Retry-After on a 503 handshake"),
     ("service_name", "SERVICE_NAME", ("--service-name",), str, "ServiceName dimension of EMF metrics"),
     ("emf_interval_s", "EMF_INTERVAL_S", ("--emf-interval-s",), float, "EMF metrics line interval"),
+    ("ui_enabled", "UI_ENABLED", ("--ui-enabled",), "bool", "browser page at GET / (health port)"),
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True}
+_BOOLEANS.update({"false": False, "0": False, "no": False, "off": False})
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:
@@ -103,6 +107,10 @@ def settings_table() -> list[tuple[str, str, str, str]]:
 def _parse_value(name: str, source: str, raw: str, parse: Any) -> Any:
     if name == "auth_tokens":
         return tuple(token.strip() for token in raw.split(",") if token.strip())
+    if parse == "bool":
+        if raw.strip().lower() in _BOOLEANS:
+            return _BOOLEANS[raw.strip().lower()]
+        raise SettingsError(f"{source} must be true or false (also 1/0, yes/no, on/off), got {raw!r}")
     try:
         return parse(raw)
     except ValueError:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from asr_service.http import HttpServer, Request, Response
+from asr_service.settings import Settings
 from asr_service.ui import (
     ASSET_PREFIX,
     CONFIG_PATH,
@@ -51,3 +55,37 @@ def add_ui_routes(http: HttpServer, page_config: Callable[[], PageConfig]) -> No
     http.add_route(INDEX_PATH, static)
     http.add_route(CONFIG_PATH, config)
     http.add_prefix_route(ASSET_PREFIX, static)
+
+
+class RunningServer(Protocol):
+    """What :func:`page_config_of` reads from ``asr_service.server.AsrServer``."""
+
+    settings: Settings
+    ws_port: int
+    model_info: dict[str, Any]
+
+
+def page_config_of(server: RunningServer) -> PageConfig:
+    info = server.model_info
+    return PageConfig(
+        ws_port=server.ws_port,
+        auth_required=server.settings.auth_enabled,
+        model_version=info.get("model_version") or model_label(info.get("model_source")),
+        model_sha256=info.get("model_sha256"),
+    )
+
+
+def model_label(source: str | None) -> str | None:
+    """A short public name for the configured model: the file name and, for S3, its version.
+
+    The bucket and local directories stay out of the page (it may be reachable by anyone).
+    """
+    if not source:
+        return None
+    default = source.startswith("default:")
+    location, _, query = source.removeprefix("default:").partition("?")
+    name = PurePosixPath(location).name or location
+    version = parse_qs(query).get("versionId", [""])[0]
+    if version:
+        return f"{name}@{version}"
+    return f"{name} (built-in)" if default else name

@@ -110,7 +110,8 @@ class Session {
         ui.partial.textContent = message.text;
         break;
       case "final":
-        this.measure(message);
+        // Not measured: a final waits for the endpoint silence by design, so its delay says
+        // nothing about how quickly the server keeps up.
         this.lastPartial = "";
         ui.partial.textContent = "";
         this.commit(message);
@@ -130,6 +131,7 @@ class Session {
   }
 
   commit(message) {
+    if (!message.text) return; // an end of stream with nothing new to say
     const id = message.segment_id ?? this.segments.size;
     let item = this.segments.get(id);
     if (!item) {
@@ -144,7 +146,7 @@ class Session {
     ui.segments.textContent = String(ui.finals.children.length);
   }
 
-  // Latency = now - when the audio that the update covers finished being sent.
+  // Latency = now - when the audio up to the partial's end offset finished being sent.
   measure(message) {
     const span = offsets(message);
     if (!span || !message.text) return;
