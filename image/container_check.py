@@ -1,0 +1,81 @@
+"""Runs INSIDE the built image, as its runtime user, before the server is started.
+
+It proves what the server needs at start is usable by the user the image runs as: the packages
+import, every file on ``sys.path`` is readable, and the shipped model(s) load. The runner passes
+this file's text to ``python -c``, so it may import only what the image itself provides.
+Prints one JSON object and exits 1 when anything is wrong.
+"""
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+
+MODULES = ["torch", "numpy", "soundfile", "websockets", "uvloop", "structlog", "asr_service"]
+MAX_LISTED = 10
+
+
+def unreadable_files() -> tuple[int, list[str]]:
+    """Files (and directories) on sys.path that this user may not read (or enter)."""
+    count, listed = 0, list[str]()  # listed: the first few, for the message
+    for entry in sys.path:
+        root = Path(entry or ".")
+        if not root.is_dir():
+            continue
+        for directory, dirnames, filenames in os.walk(root):
+            for name in dirnames:
+                path = Path(directory, name)
+                if not os.access(path, os.R_OK | os.X_OK):
+                    count += 1
+                    listed += [f"{path}/"] if len(listed) < MAX_LISTED else []
+            for name in filenames:
+                path = Path(directory, name)
+                if not path.is_symlink() and not os.access(path, os.R_OK):
+                    count += 1
+                    listed += [str(path)] if len(listed) < MAX_LISTED else []
+    return count, listed
+
+
+def main() -> int:
+    failures = []
+    for module in MODULES:
+        try:
+            importlib.import_module(module)
+        except Exception as error:  # the report names whatever went wrong
+            failures.append(f"import {module}: {type(error).__name__}: {error}")
+    models = []
+    if not failures:
+        import torch
+
+        import asr_service
+
+        package_dir = Path(asr_service.__file__).parent
+        for checkpoint in sorted(package_dir.rglob("*.pt")):
+            try:
+                torch.load(checkpoint, map_location="cpu", weights_only=True)
+                models.append(str(checkpoint))
+            except Exception as error:  # the report names whatever went wrong
+                failures.append(f"load {checkpoint}: {type(error).__name__}: {error}")
+        if not models and not failures:
+            failures.append(f"no *.pt model under {package_dir} (the image must ship the demo model)")
+    count, listed = unreadable_files()
+    if count:
+        failures.append(f"{count} files/directories on sys.path are unreadable by uid {os.getuid()}")
+    print(
+        json.dumps(
+            {
+                "uid": os.getuid(),
+                "gid": os.getgid(),
+                "python": sys.executable,
+                "models": models,
+                "unreadable": listed,
+                "failures": failures,
+            }
+        )
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
