@@ -1,0 +1,244 @@
+"""The checkpoint file format: one ``torch.save`` file read back with ``weights_only=True``.
+
+Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else)::
+
+    {"format": "ezspeech-aws/ctc-checkpoint", "version": 1,
+     "arch": "<name registered with interface.register_architecture>",
+     "hparams": {...}, "features": {...}, "tokens": [...], "blank_id": 0,
+     "state_dict": {name: tensor}, "metadata": {...free: training info, created_at, ...}}
+
+The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
+a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
+anything in the file has run. Every other problem is a :class:`CheckpointError` subclass whose
+message says what is wrong, so a task with a bad model fails at start-up with a readable reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Imported for its side effect: registering the shipped architecture with the loader.
+from asr_service.model import streaming_ctc  # noqa: F401
+from asr_service.model.interface import AcousticModel, architecture_builder
+
+FORMAT_TAG = "ezspeech-aws/ctc-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "version", "arch", "hparams", "features", "tokens", "blank_id", "state_dict")
+
+#: The demo model shipped inside the package; what the server loads when no model is configured.
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "demo" / "demo.pt"
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be used. Subclasses say why."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """Not a torch checkpoint at all, or a truncated/corrupt one."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file asks to import or call code while loading; it was refused and nothing ran."""
+
+
+class CheckpointFormatError(CheckpointError):
+    """A readable file, but not in this format: wrong tag or version, missing or ill-typed keys."""
+
+
+class CheckpointModelError(CheckpointError):
+    """The content does not build the model: unknown arch, bad hparams, state-dict mismatch."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference (eval mode), with what came with it."""
+
+    model: AcousticModel
+    module: torch.nn.Module
+    arch: str
+    hparams: dict[str, Any]
+    features: dict[str, Any]
+    tokens: list[str]
+    blank_id: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: SHA-256 of the checkpoint bytes (what ``MODEL_SHA256`` pins).
+    sha256: str = ""
+    num_parameters: int = 0
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    arch: str,
+    hparams: Mapping[str, Any],
+    features: Mapping[str, Any],
+    tokens: list[str],
+    blank_id: int,
+    state_dict: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU."""
+    meta = dict(metadata or {})
+    meta.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
+    payload = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "arch": arch,
+        "hparams": dict(hparams),
+        "features": dict(features),
+        "tokens": list(tokens),
+        "blank_id": int(blank_id),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
+        "metadata": meta,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Read, validate and build a checkpoint. Raises a :class:`CheckpointError` subclass."""
+    if isinstance(source, bytes):
+        data, where = source, "checkpoint bytes"
+    else:
+        where = str(source)
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise UnreadableCheckpointError(f"cannot read checkpoint {where}: {exc}") from exc
+    payload = _safe_load(data, where)
+    _check_layout(payload, where)
+    model = _build(payload, where)
+    model.to(device)
+    model.eval()
+    return LoadedModel(
+        model=model,  # type: ignore[arg-type]  # checked structurally by the Protocol at runtime
+        module=model,
+        arch=payload["arch"],
+        hparams=dict(payload["hparams"]),
+        features=dict(payload["features"]),
+        tokens=list(payload["tokens"]),
+        blank_id=int(payload["blank_id"]),
+        metadata=dict(payload.get("metadata") or {}),
+        sha256=hashlib.sha256(data).hexdigest(),
+        num_parameters=sum(p.numel() for p in model.parameters()),
+    )
+
+
+def _safe_load(data: bytes, where: str) -> Any:
+    if not data:
+        raise UnreadableCheckpointError(f"{where} is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        message = str(exc)
+        # torch's weights-only unpickler stops at the first global or opcode outside plain data
+        # (tensors, containers, numbers, strings); nothing was imported or called by then.
+        if "Weights only load failed" in message:
+            detail = next((ln for ln in message.splitlines() if "WeightsUnpickler error" in ln), "")
+            detail = detail.replace("WeightsUnpickler error:", "").strip()[:160]
+            raise UnsafeCheckpointError(
+                f"{where} holds objects other than tensors and plain data (e.g. pickled code); "
+                f"refused, nothing was executed: {detail or 'unsupported content'}"
+            ) from None
+        raise UnreadableCheckpointError(f"{where} is not a torch checkpoint: {message[:200]}") from None
+    except Exception as exc:  # on garbage the unpickler fails with almost any exception type
+        raise UnreadableCheckpointError(
+            f"{where} is not a readable torch checkpoint (truncated or corrupt?): {str(exc)[:200]}"
+        ) from None
+
+
+def _check_layout(payload: Any, where: str) -> None:
+    if not isinstance(payload, dict):
+        raise CheckpointFormatError(f"{where}: expected a dict, found {type(payload).__name__}")
+    if payload.get("format") != FORMAT_TAG:
+        raise CheckpointFormatError(
+            f"{where}: format tag is {payload.get('format')!r}, expected {FORMAT_TAG!r}"
+        )
+    if payload.get("version") != FORMAT_VERSION:
+        raise CheckpointFormatError(
+            f"{where}: format version {payload.get('version')!r} is not supported (this loader reads "
+            f"version {FORMAT_VERSION})"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointFormatError(f"{where}: missing keys: {', '.join(missing)}")
+    expected_types: dict[str, type | tuple[type, ...]] = {
+        "arch": str,
+        "hparams": dict,
+        "features": dict,
+        "tokens": list,
+        "blank_id": int,
+        "state_dict": dict,
+    }
+    for key, kind in expected_types.items():
+        if not isinstance(payload[key], kind):
+            raise CheckpointFormatError(f"{where}: {key!r} has type {type(payload[key]).__name__}")
+    tokens = payload["tokens"]
+    if not tokens or not all(isinstance(t, str) for t in tokens):
+        raise CheckpointFormatError(f"{where}: 'tokens' must be a non-empty list of strings")
+    if not 0 <= payload["blank_id"] < len(tokens):
+        raise CheckpointFormatError(f"{where}: blank_id {payload['blank_id']} outside {len(tokens)} tokens")
+    if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise CheckpointFormatError(f"{where}: 'state_dict' must map names to tensors")
+    if payload.get("metadata") is not None and not isinstance(payload["metadata"], dict):
+        raise CheckpointFormatError(f"{where}: 'metadata' must be a dict")
+
+
+def _build(payload: dict[str, Any], where: str) -> torch.nn.Module:
+    try:
+        builder = architecture_builder(payload["arch"])
+    except KeyError as exc:
+        raise CheckpointModelError(f"{where}: {exc.args[0]}") from None
+    try:
+        model = builder(payload["hparams"], payload["features"], list(payload["tokens"]))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointModelError(
+            f"{where}: hparams/features do not build {payload['arch']!r}: {exc}"
+        ) from None
+    if hasattr(model, "blank_id"):
+        model.blank_id = payload["blank_id"]
+
+    expected = model.state_dict()
+    given: dict[str, torch.Tensor] = payload["state_dict"]
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors ({', '.join(missing[:5])})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors ({', '.join(unexpected[:5])})")
+        raise CheckpointModelError(
+            f"{where}: state_dict does not match {payload['arch']!r}: {'; '.join(parts)}"
+        )
+    for name, tensor in given.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise CheckpointModelError(
+                f"{where}: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                f"the architecture needs {tuple(expected[name].shape)}"
+            )
+        if not tensor.is_floating_point() and expected[name].is_floating_point():
+            raise CheckpointModelError(f"{where}: tensor {name!r} has dtype {tensor.dtype}, expected floats")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointModelError(f"{where}: tensor {name!r} holds NaN or infinite values")
+    model.load_state_dict(given, strict=True)
+    return model

@@ -1,0 +1,171 @@
+"""Greedy CTC decoding: whole utterances, and an incremental per-stream decoder for the engine.
+
+Token text follows the sentencepiece convention: "▁" marks a word boundary (a whole token for the
+character vocabulary, a prefix for sentencepiece pieces), so one rule turns ids into text.
+
+Confidence of a segment (``Segment.confidence``) is the mean, over the segment's non-blank frames
+(frames whose best token is not the blank), of that best token's posterior probability. A frame
+that emits or repeats a token counts; blank frames, which dominate any CTC output, do not, so the
+number reflects how sure the model was about what it wrote, in (0, 1].
+
+Times: frame ``i`` is reported at ``i * frame_shift_s`` from the start of the stream. A causal CTC
+model emits a token shortly after it was spoken (the shipped model at most a few frames), so
+segment times are late by about that much.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+WORD_BOUNDARY = "▁"
+
+
+def tokens_to_text(ids: Iterable[int], tokens: Sequence[str]) -> str:
+    """Concatenate token texts, turn word-boundary marks into spaces, normalise spaces."""
+    text = "".join(tokens[i] for i in ids).replace(WORD_BOUNDARY, " ")
+    return " ".join(text.split())
+
+
+def collapse(best: Iterable[int], blank_id: int, previous: int | None = None) -> list[int]:
+    """CTC collapse of a best-path id sequence: drop repeats, then blanks."""
+    out: list[int] = []
+    for token in best:
+        if token != previous and token != blank_id:
+            out.append(token)
+        previous = token
+    return out
+
+
+def greedy_decode(
+    log_probs: torch.Tensor, tokens: Sequence[str], blank_id: int, length: int | None = None
+) -> str:
+    """Best-path decoding of one utterance: ``log_probs`` [T, V] (first ``length`` frames)."""
+    if log_probs.dim() != 2:
+        raise ValueError(f"greedy_decode wants log-probs [T, V], got {tuple(log_probs.shape)}")
+    frames = log_probs if length is None else log_probs[:length]
+    return tokens_to_text(collapse(frames.argmax(dim=-1).tolist(), blank_id), tokens)
+
+
+def greedy_decode_batch(
+    log_probs: torch.Tensor, lengths: torch.Tensor, tokens: Sequence[str], blank_id: int
+) -> list[str]:
+    """``log_probs`` [B, T, V] with ``lengths`` [B] frames → one text per utterance."""
+    best = log_probs.argmax(dim=-1).tolist()
+    return [
+        tokens_to_text(collapse(row[:n], blank_id), tokens)
+        for row, n in zip(best, lengths.tolist(), strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A finalized piece of transcript."""
+
+    text: str
+    start_s: float
+    end_s: float
+    #: Mean best-token posterior over the segment's non-blank frames (see module doc).
+    confidence: float
+    #: Frame range in stream frames, end exclusive.
+    start_frame: int
+    end_frame: int
+    token_ids: tuple[int, ...]
+
+
+class IncrementalGreedyDecoder:
+    """Greedy CTC over a stream: feed log-prob blocks, read the partial text, cut segments.
+
+    Decoding a stream block by block gives the same tokens as :func:`greedy_decode` over the
+    concatenated blocks; ``finalize`` only decides where one segment ends and the next begins.
+    """
+
+    def __init__(self, tokens: Sequence[str], blank_id: int, frame_shift_s: float) -> None:
+        if not 0 <= blank_id < len(tokens):
+            raise ValueError(f"blank_id {blank_id} is outside the {len(tokens)}-token vocabulary")
+        if frame_shift_s <= 0:
+            raise ValueError("frame_shift_s must be positive")
+        self.tokens = list(tokens)
+        self.blank_id = blank_id
+        self.frame_shift_s = frame_shift_s
+        # Tokens that are not speech for endpointing: the blank and a bare word boundary.
+        self._silent_ids = {blank_id} | {i for i, t in enumerate(self.tokens) if t == WORD_BOUNDARY}
+        self._frames_seen = 0
+        self._previous: int | None = None  # best token of the last frame (CTC repeat rule)
+        self._last_speech_frame = -1
+        self._reset_segment()
+
+    def _reset_segment(self) -> None:
+        self._ids: list[int] = []
+        self._first_frame: int | None = None
+        self._last_frame = -1
+        self._prob_sum = 0.0
+        self._prob_frames = 0
+
+    # ------------------------------------------------------------------ feeding
+    def accept(self, log_probs: torch.Tensor) -> None:
+        """Take the next block of frames: log-probs [T, V] for this stream only."""
+        if log_probs.dim() != 2 or log_probs.shape[1] != len(self.tokens):
+            raise ValueError(f"accept wants log-probs [T, {len(self.tokens)}], got {tuple(log_probs.shape)}")
+        best_logp, best = log_probs.detach().float().max(dim=-1)
+        probs = best_logp.exp().tolist()
+        for offset, (token, prob) in enumerate(zip(best.tolist(), probs, strict=True)):
+            frame = self._frames_seen + offset
+            if token != self.blank_id:
+                if self._first_frame is None:
+                    self._first_frame = frame
+                self._last_frame = frame
+                self._prob_sum += prob
+                self._prob_frames += 1
+                if token != self._previous:
+                    self._ids.append(token)
+                if token not in self._silent_ids:
+                    self._last_speech_frame = frame
+            self._previous = token
+        self._frames_seen += len(probs)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def frames_seen(self) -> int:
+        return self._frames_seen
+
+    @property
+    def partial_text(self) -> str:
+        """Text of the current (not yet finalized) segment."""
+        return tokens_to_text(self._ids, self.tokens)
+
+    @property
+    def has_speech(self) -> bool:
+        """Whether the current segment has any text."""
+        return bool(self.partial_text)
+
+    @property
+    def trailing_silence_frames(self) -> int:
+        """Frames since the last frame whose best token was speech (not blank, not a bare "▁")."""
+        return self._frames_seen - (self._last_speech_frame + 1)
+
+    @property
+    def trailing_silence_s(self) -> float:
+        return self.trailing_silence_frames * self.frame_shift_s
+
+    # ------------------------------------------------------------------ cutting
+    def finalize(self) -> Segment | None:
+        """Close the current segment and start a new one; None when it holds no text."""
+        text = self.partial_text
+        first, last = self._first_frame, self._last_frame
+        ids = tuple(self._ids)
+        confidence = self._prob_sum / self._prob_frames if self._prob_frames else 0.0
+        self._reset_segment()
+        if not text or first is None:
+            return None
+        return Segment(
+            text=text,
+            start_s=round(first * self.frame_shift_s, 3),
+            end_s=round((last + 1) * self.frame_shift_s, 3),
+            confidence=confidence,
+            start_frame=first,
+            end_frame=last + 1,
+            token_ids=ids,
+        )
