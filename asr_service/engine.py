@@ -30,6 +30,7 @@ from typing import Protocol
 import torch
 
 from asr_service.logging_setup import get_logger
+from asr_service.model import ctc
 from asr_service.model.interface import AcousticModel, StreamState
 
 log = get_logger(component="engine")
@@ -137,63 +138,53 @@ def select_strategy(model: AcousticModel, device: torch.device) -> DecodeStrateg
 
 
 # ---------------------------------------------------------------------------- greedy CTC
-class GreedyCtcDecoder:
-    """Incremental greedy CTC: collapse repeats, drop blanks, segment on request."""
+class CtcStreamDecoder:
+    """Segment bookkeeping (ids, reasons, empty eof finals) over the model's incremental greedy
+    CTC decoder (``asr_service.model.ctc``), which owns the token rules and confidences."""
 
     def __init__(self, tokens: Sequence[str], blank_id: int, frame_shift_s: float) -> None:
-        self._tokens = list(tokens)
-        self._blank = blank_id
+        self._ctc = ctc.IncrementalGreedyDecoder(tokens, blank_id, frame_shift_s)
         self._shift = frame_shift_s
-        self._previous = blank_id
-        self._frames = 0
         self._segment_id = 0
-        self._segment_start = 0
-        self._emitted: list[tuple[int, int, float]] = []  # (token, frame, probability)
-        self._last_token_frame = -1
+        self._segment_start_frame = 0
 
     def accept(self, log_probs: torch.Tensor) -> None:
         """log_probs: [T, V] for the next T frames of this stream."""
-        if log_probs.numel() == 0:
-            return
-        best, ids = log_probs.float().max(dim=-1)
-        for offset, (token, score) in enumerate(zip(ids.tolist(), best.exp().tolist(), strict=True)):
-            frame = self._frames + offset
-            if token != self._blank and token != self._previous:
-                self._emitted.append((token, frame, score))
-                self._last_token_frame = frame
-            self._previous = token
-        self._frames += log_probs.shape[0]
+        if log_probs.shape[0]:
+            self._ctc.accept(log_probs)
 
     @property
     def frames_decoded(self) -> int:
-        return self._frames
-
-    def _text(self) -> str:
-        pieces = "".join(self._tokens[token] for token, _frame, _p in self._emitted)
-        return " ".join(pieces.replace("▁", " ").split())
+        return self._ctc.frames_seen
 
     def current(self) -> Partial:
-        start = self._emitted[0][1] if self._emitted else self._segment_start
-        return Partial(self._segment_id, self._text(), start * self._shift, self._frames * self._shift)
+        return Partial(
+            self._segment_id,
+            self._ctc.partial_text,
+            round(self._segment_start_frame * self._shift, 3),
+            round(self._ctc.frames_seen * self._shift, 3),
+        )
 
     def trailing_silence_s(self) -> float:
-        last = max(self._last_token_frame + 1, self._segment_start)
-        return (self._frames - last) * self._shift
+        # Silence counts from the segment start at most (the previous segment's tail is gone).
+        since_start = (self._ctc.frames_seen - self._segment_start_frame) * self._shift
+        return min(self._ctc.trailing_silence_s, since_start)
 
     def finalize(self, reason: str) -> Segment:
-        start = self._emitted[0][1] if self._emitted else self._segment_start
-        end = self._emitted[-1][1] + 1 if self._emitted else self._frames
-        confidence = sum(p for _t, _f, p in self._emitted) / len(self._emitted) if self._emitted else 0.0
-        segment = Segment(
-            self._segment_id, self._text(), start * self._shift, end * self._shift, confidence, reason
-        )
+        found = self._ctc.finalize()
+        if found is not None:
+            segment = Segment(
+                self._segment_id, found.text, found.start_s, found.end_s, found.confidence, reason
+            )
+        else:  # an eof with nothing said still gets its (empty) final
+            now = round(self._ctc.frames_seen * self._shift, 3)
+            segment = Segment(self._segment_id, "", now, now, 0.0, reason)
         self._segment_id += 1
-        self._segment_start = self._frames
-        self._emitted = []
+        self._segment_start_frame = self._ctc.frames_seen
         return segment
 
 
-class _StreamingDecoder(GreedyCtcDecoder):
+class _StreamingDecoder(CtcStreamDecoder):
     def __init__(self, model: AcousticModel, device: torch.device) -> None:
         super().__init__(model.tokens, model.blank_id, model.frame_shift_s)
         self.state: StreamState = model.initial_state(1, device)

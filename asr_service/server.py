@@ -53,8 +53,13 @@ def load_configured_model(settings: Settings, device: torch.device) -> tuple[Aco
         settings.model_uri, settings.model_path, settings.model_sha256, settings.model_cache_dir
     )
     loaded = load_checkpoint(resolved.path, device=device)
-    model = loaded.model if hasattr(loaded, "model") else loaded
-    return model, {"model_source": resolved.source, "model_sha256": resolved.sha256}
+    info = {
+        "model_source": resolved.source,
+        "model_sha256": resolved.sha256,
+        "model_arch": loaded.arch,
+        "model_parameters": loaded.num_parameters,
+    }
+    return loaded.model, info
 
 
 class AsrServer:

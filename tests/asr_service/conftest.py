@@ -9,8 +9,10 @@ and plain HTTP for the health port (``http_get``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -98,10 +100,8 @@ class ServerThread:
         if not self._thread.is_alive():
             return
         if not self.server.draining:
-            try:
+            with contextlib.suppress(Exception):  # a test may have stopped it already
                 self.call(self.server.stop())
-            except Exception:
-                pass
         if self._stopped is not None:
             self.loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(10)
@@ -125,6 +125,15 @@ def start_server() -> Iterator[Callable[..., ServerThread]]:
 @pytest.fixture
 def server(start_server: Callable[..., ServerThread]) -> ServerThread:
     return start_server()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` (server-side effects land a moment after the client sees a close)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.01)
 
 
 def http_get(port: int, path: str, accept: str | None = None) -> tuple[int, dict[str, str], bytes]:

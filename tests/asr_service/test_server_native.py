@@ -29,7 +29,10 @@ def test_trailing_silence_ends_a_segment_with_an_endpoint_final(server):
     audio = np.concatenate([word_audio("ab"), silence(0.6), word_audio("h")])
     events, _ = stream_native(server.url, audio)
     finals = [e for e in events if e["type"] == "final"]
-    assert [(f["text"], f["reason"], f["segment_id"]) for f in finals] == [("a b", "endpoint", 0), ("h", "eof", 1)]
+    assert [(f["text"], f["reason"], f["segment_id"]) for f in finals] == [
+        ("a b", "endpoint", 0),
+        ("h", "eof", 1),
+    ]
     # The endpoint final arrives before any partial of the next segment.
     first_final = events.index(finals[0])
     assert all(e.get("segment_id") == 1 for e in events[first_final + 1 :] if e["type"] == "partial")

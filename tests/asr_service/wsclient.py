@@ -43,7 +43,9 @@ def stream_native(
         return events, ws.close_code
 
 
-def audio_chunk_message(audio: np.ndarray, chunk_id: Any, is_final: bool = False, sample_rate: int | None = None) -> str:
+def audio_chunk_message(
+    audio: np.ndarray, chunk_id: Any, is_final: bool = False, sample_rate: int | None = None
+) -> str:
     message: dict[str, Any] = {
         "type": "audio_chunk",
         "audio_data": base64.b64encode(encode_pcm16(audio)).decode(),

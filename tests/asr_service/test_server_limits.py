@@ -1,0 +1,113 @@
+"""Bad input and limits: each close is preceded by an event that says why."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.asr_service.conftest import wait_until
+from tests.asr_service.fakes import word_audio
+from tests.asr_service.wsclient import recv_all, recv_event, stream_native
+
+
+def _send_and_collect(url: str, *messages: str | bytes) -> tuple[list[dict], int | None]:
+    with connect(url) as ws:
+        recv_event(ws)
+        for message in messages:
+            ws.send(message)
+        events = recv_all(ws)
+        return events, ws.close_code
+
+
+def _start(rate: int = 16000, **extra: object) -> str:
+    return json.dumps({"type": "start", "sample_rate": rate, **extra})
+
+
+def test_malformed_json_is_reported_and_the_session_continues(server):
+    events, code = _send_and_collect(server.url, "{not json", _start(), json.dumps({"type": "eof"}))
+    assert events[0] == {"type": "error", "code": "malformed_json", "message": "message is not valid JSON"}
+    assert [e["type"] for e in events[1:]] == ["final", "done"] and code == 1000
+
+
+def test_unknown_message_type_is_reported(server):
+    events, code = _send_and_collect(
+        server.url, json.dumps({"type": "dance"}), _start(), json.dumps({"type": "eof"})
+    )
+    assert events[0]["type"] == "error" and events[0]["code"] == "unknown_type" and code == 1000
+
+
+def test_binary_before_start_closes_1008_with_an_error_event(server):
+    events, code = _send_and_collect(server.url, b"\x00\x00" * 100)
+    assert code == 1008
+    assert events == [
+        {
+            "type": "error",
+            "code": "binary_before_start",
+            "message": 'send {"type": "start"} before binary audio',
+            "close_code": 1008,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start", "code"),
+    [
+        (_start(encoding="f32le"), "unsupported_encoding"),
+        (_start(rate=12345), "unsupported_sample_rate"),
+        (_start(channels=2), "unsupported_channels"),
+    ],
+)
+def test_wrong_sample_format_closes_1003(server, start, code):
+    events, close = _send_and_collect(server.url, start)
+    assert close == 1003
+    assert events[-1]["type"] == "error" and events[-1]["code"] == code and events[-1]["close_code"] == 1003
+
+
+def test_odd_length_pcm_closes_1003(server):
+    events, close = _send_and_collect(server.url, _start(), b"\x00\x01\x02")
+    assert close == 1003 and events[-1]["code"] == "bad_audio"
+
+
+def test_too_big_message_closes_1009_with_an_error_event(start_server):
+    small = start_server(max_message_bytes=4000)
+    events, close = _send_and_collect(small.url, _start(), b"\x00" * 4002)
+    assert close == 1009
+    assert events[-1]["code"] == "message_too_big" and events[-1]["close_code"] == 1009
+
+
+def test_sessions_beyond_the_limit_get_503_with_retry_after(start_server):
+    limited = start_server(max_sessions=2, retry_after_s=7)
+    with connect(limited.url) as first, connect(limited.url) as second:
+        recv_event(first), recv_event(second)
+        with pytest.raises(InvalidStatus) as refused, connect(limited.url):
+            pass
+        assert refused.value.response.status_code == 503
+        assert refused.value.response.headers["Retry-After"] == "7"
+    # A slot frees up once a session ends.
+    wait_until(lambda: not limited.server.sessions)
+    events, code = stream_native(limited.url, word_audio("a"))
+    assert code == 1000 and events[-1]["text"] == "a"
+    rejected = limited.server.metrics.sessions_rejected.labels(reason="max_sessions")._value.get()
+    assert rejected == 1
+
+
+def test_idle_client_is_closed_1008_after_its_final(start_server):
+    impatient = start_server(idle_timeout_s=0.5)
+    from asr_service.audio import encode_pcm16
+
+    with connect(impatient.url) as ws:
+        recv_event(ws)
+        ws.send(_start())
+        ws.send(encode_pcm16(word_audio("c")))
+        events = recv_all(ws)
+        assert ws.close_code == 1008
+    assert events[-1]["code"] == "idle_timeout" and events[-1]["close_code"] == 1008
+    assert [e["text"] for e in events if e["type"] == "final"] == ["c"]
+
+
+def test_audio_after_eof_or_second_start_is_refused(server):
+    events, close = _send_and_collect(server.url, _start(), _start())
+    assert close == 1008 and events[-1]["code"] == "already_started"
