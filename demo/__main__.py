@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DemoError, TaskStartError) as failure:
         print(f"\nDEMO FAILED: {failure}\n  logs (moto, each task): {work_dir}", file=sys.stderr)
         return 1
-    print(f"\nDone in {time.monotonic() - started:.0f} s. Every step above ran against moto; nothing left running.")
+    elapsed = time.monotonic() - started
+    print(f"\nDone in {elapsed:.0f} s. Every step above ran against moto; nothing is left running.")
     if args.keep or args.work_dir:
         print(f"Logs (moto, each task) are in {work_dir}")
     else:

@@ -245,12 +245,7 @@ class DemoRun:
 
     def start_task(self, label: str, task_definition_arn: str) -> LocalTask:
         env = container_environment(self.clients.ecs, task_definition_arn, CONTAINER_NAME)
-        task = LocalTask(
-            label,
-            env,
-            {**self.platform_env, "MODEL_CACHE_DIR": str(self.work_dir / f"model-cache-{label}")},
-            self.work_dir / f"task-{label}.log",
-        )
+        task = LocalTask(label, env, self.platform_env, self.work_dir / f"task-{label}")
         self.tasks.append(task)
         return task.start()
 

@@ -49,7 +49,7 @@ class MotoServer:
     def start(self) -> MotoServer:
         self.port = free_loopback_port()
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -60,7 +60,8 @@ class MotoServer:
                 raise MotoStartError(f"moto exited with {self._process.returncode}; see {self.log_path}")
             try:
                 # moto's own API answers once every backend is importable.
-                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/data.json", timeout=1):
+                url = f"{self.endpoint_url}/moto-api/data.json"
+                with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - http://127.0.0.1
                     return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.1)

@@ -89,15 +89,24 @@ class StackNames:
     def ssm_parameter(self, suffix: str) -> str:
         return f"/{self.project}/{self.environment}/{suffix}"
 
-    def published_parameters(self, alb_dns_name: str) -> dict[str, str]:
-        """The SSM parameters Terraform publishes for SAM to read."""
-        return {
-            self.ssm_parameter("cluster-name"): self.cluster,
-            self.ssm_parameter("service-name"): self.service,
-            self.ssm_parameter("models-bucket"): self.models_bucket,
-            self.ssm_parameter("ecr-repository-name"): self.ecr_repository,
-            self.ssm_parameter("alb-dns-name"): alb_dns_name,
+    @property
+    def ecr_repository_url(self) -> str:
+        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.ecr_repository}"
+
+    def published_parameters(self) -> dict[str, str]:
+        """The SSM parameters terraform/ssm.tf publishes for SAM (and the Makefile) to read."""
+        values = {
+            "cluster-name": self.cluster,
+            "service-name": self.service,
+            "container-name": CONTAINER_NAME,
+            "models-bucket": self.models_bucket,
+            "ecr-repository-name": self.ecr_repository,
+            "ecr-repository-url": self.ecr_repository_url,
+            "alb-dns-name": f"{self.name}-0123456789.{self.region}.elb.amazonaws.com",
+            "log-group-name": f"/ecs/{self.name}/asr-server",
+            "task-family": self.task_family,
         }
+        return {self.ssm_parameter(key): value for key, value in values.items()}
 
 
 def model_uploaded_pattern(names: StackNames) -> dict[str, Any]:
@@ -112,14 +121,23 @@ def model_uploaded_pattern(names: StackNames) -> dict[str, Any]:
     }
 
 
-def container_environment(model_uri: str, model_sha256: str) -> list[dict[str, str]]:
-    return [
-        {"name": "MODEL_URI", "value": model_uri},
-        {"name": "MODEL_SHA256", "value": model_sha256},
-        {"name": "SERVER_PORT", "value": str(SERVER_PORT)},
-        {"name": "HEALTH_PORT", "value": str(HEALTH_PORT)},
-        {"name": "LOG_LEVEL", "value": "INFO"},
-    ]
+def container_environment(names: StackNames, model_uri: str, model_sha256: str) -> list[dict[str, str]]:
+    """terraform/ecs.tf's container environment, Fargate CPU flavour (sorted, as Terraform writes it)."""
+    environment = {
+        "SERVER_HOST": "0.0.0.0",  # noqa: S104 (the container's listen address; the demo overrides it)
+        "SERVER_PORT": str(SERVER_PORT),
+        "HEALTH_PORT": str(HEALTH_PORT),
+        "LOG_LEVEL": "INFO",
+        "DEVICE": "cpu",
+        "DRAIN_TIMEOUT_S": "90",
+        "MAX_SESSIONS": "64",
+        "SERVICE_NAME": names.service,
+        "MODEL_CACHE_DIR": "/tmp/asr-models",  # noqa: S108 (the container's scratch volume)
+        "TMPDIR": "/tmp",  # noqa: S108
+        "MODEL_URI": model_uri,
+        "MODEL_SHA256": model_sha256,
+    }
+    return [{"name": key, "value": environment[key]} for key in sorted(environment)]
 
 
 def task_definition(names: StackNames, image: str, model_uri: str, model_sha256: str) -> dict[str, Any]:
@@ -141,8 +159,8 @@ def task_definition(names: StackNames, image: str, model_uri: str, model_sha256:
                     {"containerPort": SERVER_PORT, "protocol": "tcp"},
                     {"containerPort": HEALTH_PORT, "protocol": "tcp"},
                 ],
-                "environment": container_environment(model_uri, model_sha256),
-                # Long enough for open streams to get their final results after SIGTERM.
+                "environment": container_environment(names, model_uri, model_sha256),
+                # SIGTERM, then up to stopTimeout for open streams to get their finals (> DRAIN_TIMEOUT_S).
                 "stopTimeout": 120,
             }
         ],
@@ -333,6 +351,5 @@ def create_service(
         MinCapacity=1,
         MaxCapacity=4,
     )
-    alb_dns_name = f"{names.name}-alb-0123456789.{names.region}.elb.amazonaws.com"
-    for parameter, value in names.published_parameters(alb_dns_name).items():
+    for parameter, value in names.published_parameters().items():
         aws.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)

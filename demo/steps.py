@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("SNS topic", f"{names.notify_topic} (+ SQS {names.alerts_inbox_queue} to read alerts back)")
     say.fact("DynamoDB table", f"{names.idempotency_table} (Powertools idempotency, key 'id')")
     say.fact("scalable target", f"{names.scalable_resource_id} {run.capacity()}")
-    for parameter in sorted(names.published_parameters("")):
+    for parameter in sorted(names.published_parameters()):
         say.fact("SSM parameter", parameter)
     say.say(
         "The first model was uploaded before the automation's rule existed, as Terraform's first "
@@ -191,14 +192,30 @@ def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
     say.transcript(f"model v2 ({result.models['v2'].version_id[:8]})", text)
 
 
-def _drain_lines(task: LocalTask, limit: int = 6) -> list[str]:
-    """The server's own log lines about the SIGTERM drain (structured JSON: show the event names)."""
+def _compact(record: dict[str, object], width: int = 150) -> str:
+    """One structured log record as ``event key=value ...`` (without timestamp/level noise)."""
+    noise = ("event", "timestamp", "level", "component")
+    fields = " ".join(f"{key}={value}" for key, value in record.items() if key not in noise)
+    return f"{record.get('event', '?')} {fields}"[:width]
+
+
+def _drain_lines(task: LocalTask) -> list[str]:
+    """The server's own log records about its SIGTERM drain."""
+    wanted = ("drain", "stopp", "shutdown", "signal")
+    lines = [_compact(r) for r in task.log_events() if any(w in str(r.get("event", "")) for w in wanted)]
+    return lines or task.log_tail(3)
+
+
+def _failure_lines(task: LocalTask) -> list[str]:
+    """The server's error records (why it refused to start), or its last raw lines."""
+    errors = [r for r in task.log_events() if r.get("level") in ("error", "critical")]
+    if not errors:
+        return [line[:150] for line in task.log_tail(4)]
     lines = []
-    for record in task.log_events():
-        name = str(record.get("event", record.get("message", "")))
-        if any(word in name.lower() for word in ("drain", "sigterm", "shutdown", "stopp", "stopped", "exit")):
-            lines.append(json.dumps(record)[:140])
-    return lines[-limit:] or task.log_tail(3)
+    for record in errors:
+        lines.append(str(record.get("event", "error")))
+        lines.extend(textwrap.wrap(str(record.get("error", "")), 110))
+    return lines[:8]
 
 
 def step_5_alerts_and_night(run: DemoRun) -> None:
@@ -272,7 +289,7 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         result.corrupt_task_exit_code = refused.exit_code
         result.corrupt_task_log = refused.log_tail
         say.fact("new task", f"refused to start: exit code {refused.exit_code}")
-        say.block([line[:160] for line in refused.log_tail[-4:]], prefix="       new task log │ ")
+        say.block(_failure_lines(task), prefix="       new task log │ ")
     else:
         raise DemoError(f"the task with the corrupted model turned ready after {ready_s:.1f} s")
     serving = run.serving

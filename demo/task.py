@@ -55,12 +55,17 @@ class LocalTask:
     """One ``python -m asr_service`` process started from a container environment."""
 
     def __init__(
-        self, label: str, container_env: dict[str, str], platform_env: dict[str, str], log_path: Path
+        self,
+        label: str,
+        container_env: dict[str, str],
+        platform_env: dict[str, str],
+        scratch_dir: Path,
     ) -> None:
         self.label = label
         self.container_env = container_env
         self.platform_env = platform_env
-        self.log_path = log_path
+        self.scratch_dir = scratch_dir
+        self.log_path = scratch_dir / "task.log"
         self.server_port = 0
         self.health_port = 0
         self.started_at = 0.0
@@ -83,12 +88,17 @@ class LocalTask:
             "PYTHONPATH": str(REPO_ROOT),
             **self.platform_env,
             **self.container_env,
-            # The task definition says 8765/8080 (the container's ports); locally each task gets
-            # its own loopback ports so the old and the new one can run side by side.
+            # What the container platform gives each task that a process here must get otherwise:
+            # its own network namespace (the task definition says 8765/8080 on all interfaces;
+            # here each task gets its own loopback ports so old and new run side by side) and
+            # its own scratch volume (/tmp in the task definition).
             "SERVER_HOST": "127.0.0.1",
             "SERVER_PORT": str(self.server_port),
             "HEALTH_PORT": str(self.health_port),
+            "MODEL_CACHE_DIR": str(self.scratch_dir / "asr-models"),
+            "TMPDIR": str(self.scratch_dir),
         }
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "asr_service"],

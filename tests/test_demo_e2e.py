@@ -1,0 +1,81 @@
+"""The project's end-to-end test: the same flow as ``make demo``, quietly.
+
+moto in server mode (its own process) stands in for AWS; the upload tool, the four Lambda
+handlers, the ASR server (three times: v1, v2, the corrupted model) and the client are the real
+code started the real way. The narration is kept in memory and printed only on failure.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from demo.flow import short_arn
+from demo.models import prepare_inputs
+from demo.narration import Narrator
+from demo.resources import StackNames
+from demo.steps import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    work_dir = tmp_path_factory.mktemp("demo")
+    say = Narrator(out=None)
+    try:
+        result = run_demo(work_dir, prepare_inputs(work_dir), say)
+    except BaseException:
+        print("\n".join(say.lines))
+        raise
+    return result
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_stops_every_process_it_started(demo_run):
+    assert demo_run.tasks_left_running == 0
+
+
+def test_upload_event_is_delivered_by_moto_and_rolls_out_a_pinned_revision(demo_run):
+    v2 = demo_run.models["v2"]
+    assert demo_run.event_was_delivered_by_moto
+    assert demo_run.revisions["v2"] != demo_run.revisions["v1"]
+    assert short_arn(demo_run.revisions["v2"]).startswith(StackNames().task_family + ":")
+    env = demo_run.revision_env["v2"]
+    assert env["MODEL_URI"] == v2.uri
+    assert f"?versionId={v2.version_id}" in env["MODEL_URI"]
+    assert env["MODEL_SHA256"] == v2.sha256
+    assert v2.version_id != demo_run.models["v1"].version_id
+
+
+def test_duplicate_upload_event_deploys_once(demo_run):
+    assert demo_run.duplicate_event_deployed_once
+
+
+def test_both_models_transcribe_the_clip(demo_run):
+    assert demo_run.transcripts["v1"].strip()
+    assert demo_run.transcripts["v2"].strip()
+
+
+def test_old_task_drains_and_exits_cleanly_on_sigterm(demo_run):
+    assert demo_run.old_task_stop is not None
+    assert demo_run.old_task_stop.exit_code == 0
+
+
+def test_corrupted_model_never_serves_and_old_task_keeps_serving(demo_run):
+    assert demo_run.revisions["corrupt"] not in (demo_run.revisions["v1"], demo_run.revisions["v2"])
+    assert demo_run.corrupt_task_exit_code not in (None, 0)
+    assert demo_run.serving_after_corrupt_rollout
+    # Same model, same clip: the healthy task answers exactly as before.
+    assert demo_run.transcripts["v2 after corrupt upload"] == demo_run.transcripts["v2"]
+    assert demo_run.service_revision_after_rollback == demo_run.revisions["v2"]
+
+
+def test_scan_finding_and_failed_deployment_raise_alerts(demo_run):
+    assert demo_run.alerts["scan"], "scan_alert published nothing for moto's HIGH finding"
+    assert demo_run.alerts["deployment"], "deploy_watch published nothing for SERVICE_DEPLOYMENT_FAILED"
+
+
+def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
+    day, night, morning = (demo_run.capacity[k] for k in ("before night", "night", "morning"))
+    assert (night.min_capacity, night.max_capacity, night.desired_count) == (0, 0, 0)
+    assert morning == day
