@@ -77,11 +77,12 @@ class FilterbankFeatures(nn.Module):
     def __init__(self, settings: FeatureSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.register_buffer("window", torch.hann_window(settings.win_length, periodic=False))
         highfreq = settings.highfreq or settings.sample_rate / 2
-        # Built on the CPU even when the module is created under another default device (the
-        # filterbank code indexes with boolean masks, which "meta" tensors cannot do).
+        # Built on the CPU even when the module is created under another default device: the
+        # filterbank code indexes with boolean masks, which "meta" tensors cannot do, and on
+        # "meta" these two calls would pull in seconds of lazy imports.
         with torch.device("cpu"):
+            window = torch.hann_window(settings.win_length, periodic=False)
             mel = audio_functional.melscale_fbanks(
                 settings.n_fft // 2 + 1,
                 settings.lowfreq,
@@ -91,7 +92,9 @@ class FilterbankFeatures(nn.Module):
                 norm="slaney",
                 mel_scale="slaney",
             )
-        self.register_buffer("fb", mel.T.unsqueeze(0).contiguous().to(self.window.device))
+        device = torch.empty(0).device  # the device the module is being created on
+        self.register_buffer("window", window.to(device))
+        self.register_buffer("fb", mel.T.unsqueeze(0).contiguous().to(device))
 
     def num_frames(self, num_samples: int) -> int:
         # Centred STFT: n_fft // 2 samples of padding on each side.
