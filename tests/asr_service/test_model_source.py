@@ -49,7 +49,7 @@ def test_s3_bytes_that_do_not_match_the_pinned_sha256_are_refused(tmp_path):
 @mock_aws
 def test_missing_s3_object_is_a_clear_error(tmp_path):
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="models")
-    with pytest.raises(ModelSourceError, match="cannot download s3://models/nope.pt"):
+    with pytest.raises(ModelSourceError, match=r"cannot download s3://models/nope\.pt"):
         resolve_model("s3://models/nope.pt", None, None, str(tmp_path))
 
 
