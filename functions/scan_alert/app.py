@@ -1,0 +1,127 @@
+"""scan_alert: ECR / Inspector scan results at or above SEVERITY_THRESHOLD become one SNS alert.
+
+One alert per image digest per scan result: the key is (repository, digest, scan completion
+time), guarded by Powertools idempotency, so repeated deliveries and Inspector's
+one-event-per-finding stream collapse into a single alert. Below the threshold there is no alert,
+only the ``ScansBelowThreshold`` metric. An alert for the digest the service runs right now is
+escalated (subject prefix and ``escalated=true`` message attribute for subscription filters).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ezspeech_common.aws import AwsClients
+from ezspeech_common.events.scans import ScanEvent
+from ezspeech_common.notify import publish
+from ezspeech_common.scanning import (
+    Alert,
+    ScanSettings,
+    add_scan_findings,
+    alert_text,
+    build_alert,
+    count_at_or_above,
+    image_scan_from_event,
+    running_digests,
+    scan_is_complete,
+)
+
+logger = Logger()
+tracer = Tracer(patch_modules=("boto3",))
+metrics = Metrics()
+
+SETTINGS = ScanSettings(
+    threshold=os.environ["SEVERITY_THRESHOLD"],
+    # Optional: without them the alert says "running: unknown" instead of escalating.
+    cluster=os.environ.get("CLUSTER_NAME", ""),
+    service=os.environ.get("SERVICE_NAME", ""),
+)
+ALERT_TOPIC_ARN = os.environ["ALERT_TOPIC_ARN"]
+IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
+CLIENTS = AwsClients()
+
+
+def _mark_duplicate(response: Any, data: DataRecord) -> Any:
+    return {**response, "duplicate": True}
+
+
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[repository, digest, scan_result_id]",
+    raise_on_no_idempotency_key=True,
+    # Inspector rescans produce a new completion time, hence a new key; a week covers redeliveries.
+    expires_after_seconds=7 * 24 * 3600,
+    response_hook=_mark_duplicate,
+)
+
+
+def evaluate(clients: AwsClients, settings: ScanSettings, event: Any) -> tuple[str, Alert | None]:
+    """(outcome, alert): outcome is "alert", "below_threshold", "not_an_image" or "not_complete"."""
+    scan = image_scan_from_event(event)
+    if scan is None:
+        return "not_an_image", None
+    if not scan_is_complete(scan):
+        return "not_complete", None
+    scan = add_scan_findings(clients.ecr, scan)
+    if count_at_or_above(scan.counts, settings.threshold) == 0:
+        return "below_threshold", None
+    alert = build_alert(scan, settings, running_digests(clients.ecs, settings.cluster, settings.service))
+    return "alert", alert
+
+
+def send_alert(clients: AwsClients, topic_arn: str, alert: Alert) -> dict[str, Any]:
+    subject, lines = alert_text(alert)
+    attributes = {"kind": "scan", "escalated": str(alert.escalated).lower(), "severity": alert.threshold}
+    message_id = publish(clients.sns, topic_arn, subject, lines, alert.as_dict(), attributes)
+    return {"status": "alerted", "message_id": message_id, "escalated": alert.escalated}
+
+
+@cache
+def _alert_once() -> Any:
+    persistence = DynamoDBPersistenceLayer(table_name=IDEMPOTENCY_TABLE, boto3_client=CLIENTS.dynamodb)
+
+    @idempotent_function(data_keyword_argument="alert", persistence_store=persistence, config=IDEMPOTENCY)
+    def deliver(alert: dict[str, Any]) -> dict[str, Any]:
+        return send_alert(CLIENTS, ALERT_TOPIC_ARN, Alert.from_dict(alert))
+
+    return deliver
+
+
+@tracer.capture_lambda_handler
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    scan_event = parse(event=event, model=ScanEvent)  # type: ignore[arg-type]
+    outcome, alert = evaluate(CLIENTS, SETTINGS, scan_event)
+    if alert is None:
+        metric = "ScansBelowThreshold" if outcome == "below_threshold" else "ScansIgnored"
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        logger.info("scan_" + outcome, extra={"detail_type": scan_event.detail_type})
+        return {"status": outcome}
+
+    IDEMPOTENCY.register_lambda_context(context)
+    result: dict[str, Any] = _alert_once()(alert=asdict(alert))
+    if result.get("duplicate"):
+        metrics.add_metric(name="AlertsDeduplicated", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=1)
+        if alert.escalated:
+            metrics.add_metric(name="AlertsEscalated", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "scan_alert",
+        extra={"repository": alert.repository, "digest": alert.digest, "scan": alert.scan_result_id, **result},
+    )
+    return {**result, "repository": alert.repository, "digest": alert.digest, "scan_result_id": alert.scan_result_id}
