@@ -42,7 +42,6 @@ locals {
   websocket_port = 8765
   health_port    = 8080
   ready_path     = "/ready"
-  live_path      = "/health"
   # Paths of the health listener that must never be published through the ALB.
   internal_paths = ["/health", "/health/*", "/metrics", "/metrics/*", "/ready"]
 

@@ -1,0 +1,278 @@
+"""Contracts between the parts: Terraform ⇄ Dockerfile ⇄ docker-compose ⇄ the server's own
+defaults ⇄ the SAM template. Each side is read from its source (HCL, Dockerfile, YAML, the
+settings module); the health probes are run for real against the server's health routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from asr_service import metrics as server_metrics
+from asr_service import settings as server_settings
+from asr_service.http import HttpServer, add_health_routes
+from tests.infra.test_dockerfile import DOCKERFILE, exec_form, parse_dockerfile
+from tests.infra.test_terraform import TerraformConfig, load_terraform, one_block
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"
+ENVIRONMENTS = ("dev", "prod")
+# Process-level variables the image or the task sets that are not server settings.
+NON_SETTING_ENV = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "HOME", "TMPDIR"}
+
+
+@pytest.fixture(scope="module")
+def tf() -> TerraformConfig:
+    return load_terraform()
+
+
+@pytest.fixture(scope="module")
+def docker_env() -> dict[str, str]:
+    dockerfile = parse_dockerfile(DOCKERFILE.read_text())
+    env: dict[str, str] = {}
+    for line in dockerfile.final.all("ENV"):
+        env.update(dict(pair.split("=", 1) for pair in line.split()))
+    return env
+
+
+@pytest.fixture(scope="module")
+def compose_services() -> dict[str, Any]:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def setting_env_names() -> set[str]:
+    return {row[0] for row in server_settings.settings_table()}
+
+
+def terraform_env_names(tf: TerraformConfig) -> set[str]:
+    """Keys of the task definition's environment map (the merge() in ecs.tf)."""
+    names = set(re.findall(r"[{,]\s*([A-Z][A-Z0-9_]*) = ", tf.locals["container_environment"]))
+    assert {"SERVER_PORT", "HEALTH_PORT", "SERVICE_NAME"} <= names, names
+    return names
+
+
+# ------------------------------------------------------------------------------ ports and names
+def test_ports_agree_everywhere(
+    tf: TerraformConfig, docker_env: dict[str, str], compose_services: dict[str, Any]
+) -> None:
+    defaults = server_settings.Settings()
+    ws_port, health_port = tf.locals["websocket_port"], tf.locals["health_port"]
+    assert (defaults.port, defaults.health_port) == (ws_port, health_port) == (8765, 8080)
+    assert (docker_env["SERVER_PORT"], docker_env["HEALTH_PORT"]) == (str(ws_port), str(health_port))
+    dockerfile = parse_dockerfile(DOCKERFILE.read_text())
+    assert dockerfile.final.all("EXPOSE") == [f"{ws_port} {health_port}"]
+    for name in ("asr-server", "asr-server-gpu"):
+        service = compose_services[name]
+        assert set(service["ports"]) == {f"{ws_port}:{ws_port}", f"{health_port}:{health_port}"}
+        assert (service["environment"]["SERVER_PORT"], service["environment"]["HEALTH_PORT"]) == (
+            str(ws_port),
+            str(health_port),
+        )
+    assert f"http://asr:{ws_port}" in (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+
+
+def test_container_name_is_the_design_name(tf: TerraformConfig) -> None:
+    assert tf.locals["container_name"] == "asr-server"
+    balancer = one_block(tf.resource("aws_ecs_service", "asr"), "load_balancer")
+    assert balancer["container_name"] == "${local.container_name}"
+    assert balancer["container_port"] == "${local.websocket_port}"
+
+
+def test_every_env_var_set_for_the_container_is_a_server_setting(
+    tf: TerraformConfig, docker_env: dict[str, str], compose_services: dict[str, Any]
+) -> None:
+    known = setting_env_names() | NON_SETTING_ENV
+    assert terraform_env_names(tf) <= known, terraform_env_names(tf) - known
+    assert set(docker_env) <= known, set(docker_env) - known
+    for service in ("asr-server", "asr-server-gpu"):
+        assert set(compose_services[service]["environment"]) <= known
+
+
+def test_drain_budget_fits_the_stop_timeout(tf: TerraformConfig, compose_services: dict[str, Any]) -> None:
+    stop_timeout = tf.variables["stop_timeout_seconds"]["default"]
+    assert server_settings.DEFAULT_DRAIN_TIMEOUT_S < stop_timeout <= 120
+    assert tf.variables["drain_timeout_seconds"]["default"] == server_settings.DEFAULT_DRAIN_TIMEOUT_S
+    assert "DRAIN_TIMEOUT_S = tostring(var.drain_timeout_seconds)" in tf.locals["container_environment"]
+    assert compose_services["asr-server"]["stop_grace_period"] == f"{stop_timeout}s"
+
+
+def test_model_cache_is_on_the_writable_scratch_volume(
+    tf: TerraformConfig, docker_env: dict[str, str]
+) -> None:
+    assert server_settings.Settings().model_cache_dir.startswith("/tmp/")
+    assert docker_env["MODEL_CACHE_DIR"].startswith("/tmp/")
+    assert 'MODEL_CACHE_DIR = "/tmp/asr-models"' in tf.locals["container_environment"]
+    assert (
+        'mountPoints = [{sourceVolume = "scratch", containerPath = "/tmp"'
+        in tf.locals["container_definition"]
+    )
+
+
+# ------------------------------------------------------------------------------ metrics
+def test_scaling_policy_reads_the_metric_the_server_writes(tf: TerraformConfig) -> None:
+    record = json.loads(server_metrics.ServiceMetrics().emf_line("svc", now=0))
+    (directive,) = record["_aws"]["CloudWatchMetrics"]
+    written = {metric["Name"] for metric in directive["Metrics"]}
+    config = one_block(
+        tf.resource("aws_appautoscaling_policy", "active_streams"),
+        "target_tracking_scaling_policy_configuration",
+    )
+    metric = one_block(config, "customized_metric_specification")
+    dimension = one_block(metric, "dimensions")
+    assert metric["namespace"] == directive["Namespace"] == server_metrics.EMF_NAMESPACE
+    assert metric["metric_name"] in written
+    assert directive["Dimensions"] == [[dimension["name"]]]
+    assert record[dimension["name"]] == "svc"
+    # The server labels its lines with SERVICE_NAME; the task sets it to the same value the
+    # policy's dimension filters on.
+    assert dimension["value"] == "${local.service_name}"
+    assert "SERVICE_NAME = local.service_name" in tf.locals["container_environment"]
+    assert "SERVICE_NAME" in setting_env_names()
+
+
+# ------------------------------------------------------------------------------ health probes, run for real
+class _Status:
+    """Just enough of the server for the health routes."""
+
+    def __init__(self, ready: bool) -> None:
+        self.ready = ready
+        self.metrics = server_metrics.ServiceMetrics()
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    def readiness(self) -> dict[str, Any]:
+        return {"ready": self.ready}
+
+    def metrics_json(self) -> dict[str, Any]:
+        return {}
+
+
+async def _get_status(port: int, path: str) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
+
+
+async def _probe(argv: list[str], health_port: int) -> int:
+    """Run a container health command (exec form, `python` = this interpreter)."""
+    assert argv[0] == "python"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv[1:], env={"HEALTH_PORT": str(health_port)}
+    )
+    return await asyncio.wait_for(process.wait(), 30)
+
+
+def test_alb_readiness_path_is_served_by_the_health_port(tf: TerraformConfig) -> None:
+    async def scenario() -> tuple[int, int]:
+        codes = []
+        for ready in (True, False):
+            http = HttpServer()
+            add_health_routes(http, _Status(ready))
+            port = await http.start("127.0.0.1", 0)
+            try:
+                codes.append(await _get_status(port, tf.locals["ready_path"]))
+            finally:
+                await http.stop()
+        return codes[0], codes[1]
+
+    assert asyncio.run(scenario()) == (200, 503)
+
+
+def test_container_health_commands_pass_against_a_live_server_and_fail_without_one(
+    tf: TerraformConfig,
+) -> None:
+    dockerfile = parse_dockerfile(DOCKERFILE.read_text())
+    (healthcheck,) = dockerfile.final.all("HEALTHCHECK")
+    docker_argv = exec_form(healthcheck.partition(" CMD ")[2])
+    ecs_command = tf.locals["container_health_command"]
+    assert ecs_command[0] == "CMD"
+    commands = {"Dockerfile": docker_argv, "task definition": ecs_command[1:]}
+
+    async def scenario() -> dict[str, tuple[int, int]]:
+        http = HttpServer()
+        add_health_routes(http, _Status(ready=False))  # alive but not ready: liveness must pass
+        port = await http.start("127.0.0.1", 0)
+        try:
+            alive = {name: await _probe(argv, port) for name, argv in commands.items()}
+        finally:
+            await http.stop()
+        dead = {name: await _probe(argv, port) for name, argv in commands.items()}
+        return {name: (alive[name], dead[name]) for name in commands}
+
+    for name, (alive, dead) in asyncio.run(scenario()).items():
+        assert alive == 0, f"{name} health command fails against a live server"
+        assert dead != 0, f"{name} health command passes with nothing listening"
+
+
+# ------------------------------------------------------------------------------ SAM ⇄ Terraform
+class _CloudFormationLoader(yaml.SafeLoader):
+    """SafeLoader that reads !Ref, !Sub, !GetAtt ... as plain values."""
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    assert isinstance(node, yaml.MappingNode)
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _construct_tag)
+
+
+def terraform_ssm_names(tf: TerraformConfig) -> set[str]:
+    project = tf.variables["project"]["default"]
+    keys = set(tf.locals["ssm_parameters"])
+    return {f"/{project}/{env}/{key}" for env in ENVIRONMENTS for key in keys}
+
+
+def sam_ssm_names() -> set[str]:
+    if not TEMPLATE.exists():
+        pytest.skip("template.yaml not written yet (the SAM issue)")
+    template = yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader
+    names = set()
+    for name, parameter in template.get("Parameters", {}).items():
+        if parameter.get("Type") == "AWS::SSM::Parameter::Value<String>":
+            assert "Default" in parameter, f"{name} has no default SSM name"
+            names.add(parameter["Default"])
+    if SAMCONFIG.exists():  # per-environment overrides of those parameters
+        config = tomllib.loads(SAMCONFIG.read_text())
+        for section in config.values():
+            overrides = section.get("deploy", {}).get("parameters", {}).get("parameter_overrides", [])
+            text = " ".join(overrides) if isinstance(overrides, list) else str(overrides)
+            names.update(re.findall(r'=\s*"?(/[A-Za-z0-9_.\-/]+)', text))
+    return names
+
+
+def test_every_ssm_parameter_the_sam_stack_reads_is_written_by_terraform(tf: TerraformConfig) -> None:
+    read = sam_ssm_names()
+    assert read, "template.yaml reads no SSM parameter: the automation cannot find the core stack"
+    missing = read - terraform_ssm_names(tf)
+    assert not missing, f"SAM reads SSM parameters Terraform never writes: {sorted(missing)}"
+
+
+def test_sam_and_terraform_agree_on_container_name_and_model_prefix(tf: TerraformConfig) -> None:
+    if not TEMPLATE.exists():
+        pytest.skip("template.yaml not written yet (the SAM issue)")
+    text = TEMPLATE.read_text()
+    container = re.search(r"CONTAINER_NAME:\s*['\"]?([\w-]+)", text)
+    assert container and container.group(1) == tf.locals["container_name"]
+    prefix = re.search(r"MODEL_KEY_PREFIX:\s*['\"]?([\w/.-]+)", text)
+    statements = tf.data["aws_iam_policy_document"]["task"]["statement"]
+    readable = {resource for statement in statements for resource in statement["resources"]}
+    assert prefix and f"${{aws_s3_bucket.models.arn}}/{prefix.group(1)}*" in readable
