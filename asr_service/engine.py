@@ -101,6 +101,7 @@ class StepItem:
     decoder: StreamDecoder
     audio: torch.Tensor  # [chunk_samples] float32, zero-padded past the end of stream
     total_frames: int | None  # once the stream is finished: frames its real audio makes in all
+    valid_samples: int | None = None  # real samples at the start of `audio` (None: all of it)
 
 
 class DecodeStrategy(Protocol):
@@ -258,6 +259,7 @@ class EngineStream:
         self.finished = False
         self.cancelled = False
         self.last_partial_text = ""
+        self.last_chunk_valid = 0  # real samples in the chunk _take_chunk returned last
 
     @property
     def consumed_samples(self) -> int:
@@ -318,6 +320,7 @@ class EngineStream:
         """Next chunk, when its audio was complete, whether it is the stream's last step."""
         ready_at = self._ready_times.popleft()
         if self._pending_samples == 0:
+            self.last_chunk_valid = 0
             return torch.zeros(self._chunk), ready_at, True
         pieces, need = [], self._chunk
         while need:
@@ -331,6 +334,7 @@ class EngineStream:
                 need = 0
         self._pending_samples -= self._chunk
         self._consumed_samples += self._chunk
+        self.last_chunk_valid = max(0, min(self._chunk, self._real_samples - (self._consumed_samples - self._chunk)))
         last = self.finished and self._pending_samples == 0
         return torch.cat(pieces), ready_at, last
 
@@ -447,6 +451,7 @@ class BatchingEngine:
                 stream.decoder,
                 audio,
                 self.model.num_frames(stream._real_samples) if stream.finished else None,
+                stream.last_chunk_valid,
             )
             for stream, audio, _ready_at, _last in work
         ]
@@ -489,3 +494,8 @@ class BatchingEngine:
     def _close(self, stream: EngineStream) -> None:
         with self._cond:
             self._streams.pop(stream.stream_id, None)
+
+
+# Full-context serving (issue #8): importing these registers the growing-window strategy for
+# `streaming = False` models and the EzSpeech architecture with the checkpoint loader.
+from asr_service import ezspeech, fullcontext  # noqa: E402, F401
