@@ -334,7 +334,9 @@ class EngineStream:
                 need = 0
         self._pending_samples -= self._chunk
         self._consumed_samples += self._chunk
-        self.last_chunk_valid = max(0, min(self._chunk, self._real_samples - (self._consumed_samples - self._chunk)))
+        self.last_chunk_valid = max(
+            0, min(self._chunk, self._real_samples - (self._consumed_samples - self._chunk))
+        )
         last = self.finished and self._pending_samples == 0
         return torch.cat(pieces), ready_at, last
 

@@ -128,7 +128,9 @@ def test_cancelled_streams_are_dropped_without_decoding(engine_factory):
     assert engine.open_streams in (0, 1)  # dropped on the worker's next pass
 
 
-def test_full_context_models_need_a_registered_strategy():
+def test_full_context_models_need_a_registered_strategy(monkeypatch):
+    # asr_service.fullcontext registers one on import; take it away to see the refusal (issue #8).
+    monkeypatch.setattr("asr_service.engine._NON_STREAMING_STRATEGIES", {})
     model = FakeStreamingModel()
     model.streaming = False
     with pytest.raises(UnsupportedModelError, match="full-context"):

@@ -53,7 +53,9 @@ def test_a_model_that_fails_to_load_stops_start_up():
         ServerThread(TEST_SETTINGS, broken).start()
 
 
-def test_a_full_context_model_is_refused_naming_the_missing_strategy():
+def test_a_full_context_model_is_refused_naming_the_missing_strategy(monkeypatch):
+    # asr_service.fullcontext registers one on import; take it away to see the refusal (issue #8).
+    monkeypatch.setattr("asr_service.engine._NON_STREAMING_STRATEGIES", {})
     model = FakeStreamingModel()
     model.streaming = False
     with pytest.raises(StartupError, match="full-context decode strategy"):

@@ -73,6 +73,7 @@ def test_sigterm_drains_streams_in_flight_and_exits_zero(checkpoint):
         assert [e["type"] for e in events][-2:] == ["final", "closing"]
         assert events[-2]["reason"] == "eof"
         assert process.wait(20) == 0
+        assert process.stdout is not None
         rest = [json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")]
         drained = next(line for line in rest if line.get("event") == "drain_finished")
         assert drained["drained_sessions"] == 1 and drained["forced_sessions"] == 0

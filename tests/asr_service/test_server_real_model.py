@@ -123,12 +123,14 @@ def test_real_model_streams_alone_and_batched_decode_the_same(checkpoint):
     together = BatchingEngine(
         model, torch.device("cpu"), max_batch_size=8, max_wait_s=0.05, endpoint_silence_s=1e6
     )
-    alone.start(), together.start()
+    alone.start()
+    together.start()
     try:
         alone_texts = run(alone, feed_all_first=False)
         batched_texts = run(together, feed_all_first=True)
     finally:
-        alone.stop(), together.stop()
+        alone.stop()
+        together.stop()
     assert all(alone_texts)
     assert batched_texts == alone_texts
     assert together.batches_run < alone.batches_run  # the second run really shared forwards
