@@ -1,0 +1,69 @@
+"""Protocol parsing and event building: pure functions, no server."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from asr_service import protocol
+from asr_service.protocol import AudioChunk, CloseCode, ConfigRequest, Eof, ProtocolError, Start
+
+
+def test_start_defaults_and_validation():
+    assert protocol.parse_text_message('{"type": "start"}') == Start(16000, "s16le")
+    assert protocol.parse_text_message('{"type": "start", "sample_rate": 44100.0}') == Start(44100, "s16le")
+    for rate in ("16000", True, 16000.5):
+        with pytest.raises(ProtocolError) as error:
+            protocol.parse_text_message(json.dumps({"type": "start", "sample_rate": rate}))
+        assert error.value.code == "bad_sample_rate"
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "close"),
+    [
+        ("[1, 2]", "malformed_message", None),
+        ('{"no": "type"}', "missing_type", None),
+        ('{"type": "x" }', "unknown_type", None),
+        ("{", "malformed_json", None),
+        ("[" * 100000, "malformed_json", None),
+        ('{"type": "start", "encoding": "opus"}', "unsupported_encoding", CloseCode.UNSUPPORTED),
+        ('{"type": "start", "sample_rate": 96000}', "unsupported_sample_rate", CloseCode.UNSUPPORTED),
+        ('{"type": "audio_chunk"}', "missing_audio_data", None),
+        ('{"type": "audio_chunk", "audio_data": "***"}', "bad_audio_data", None),
+        ('{"type": "audio_chunk", "audio_data": "", "is_final": "yes"}', "bad_is_final", None),
+        ('{"type": "audio_file", "file_path": "/etc/shadow"}', "audio_file_not_supported", None),
+    ],
+)
+def test_bad_messages_raise_named_errors(message, code, close):
+    with pytest.raises(ProtocolError) as error:
+        protocol.parse_text_message(message)
+    assert error.value.code == code and error.value.close_code == close
+
+
+def test_seed_messages_parse():
+    pcm = b"\x01\x00\xff\xff"
+    chunk = protocol.parse_text_message(
+        json.dumps({"type": "audio_chunk", "audio_data": base64.b64encode(pcm).decode(), "chunk_id": 7})
+    )
+    assert chunk == AudioChunk(pcm=pcm, sample_rate=None, chunk_id=7, is_final=False)
+    assert protocol.parse_text_message('{"type": "config", "sample_rate": 8000}') == ConfigRequest(8000)
+    assert protocol.parse_text_message('{"type": "eof"}') == Eof()
+
+
+def test_events_encode_compactly_and_keep_unicode():
+    event = protocol.final_event(2, "héllo", 0.5, 1.25, 0.987654, "endpoint")
+    assert json.loads(protocol.encode(event)) == {
+        "type": "final",
+        "segment_id": 2,
+        "text": "héllo",
+        "start": 0.5,
+        "end": 1.25,
+        "confidence": 0.9877,
+        "reason": "endpoint",
+    }
+    assert "é" in protocol.encode(event)
+    assert protocol.error_event("x", "y") == {"type": "error", "code": "x", "message": "y"}
+    assert protocol.error_event("x", "y", CloseCode.TOO_BIG)["close_code"] == 1009
+    assert protocol.closing_event("server_draining", CloseCode.GOING_AWAY)["close_code"] == 1001

@@ -1,0 +1,77 @@
+"""Settings from env + CLI flags, validated with clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr_service.settings import Settings, SettingsError, load_settings, settings_table
+
+
+def test_defaults_match_the_container_contract():
+    settings = load_settings([], {})
+    assert (settings.host, settings.port, settings.health_port) == ("0.0.0.0", 8765, 8080)
+    assert (settings.config_path, settings.config_name, settings.device) == ("/app/config", "ctc_sc", "auto")
+    assert settings.model_uri is None and settings.model_path is None
+    assert settings.drain_timeout_s < 120
+    assert not settings.auth_enabled
+
+
+def test_env_vars_are_read_and_flags_win():
+    env = {"SERVER_PORT": "9000", "HEALTH_PORT": "9001", "AUTH_TOKENS": " a, b ,", "LOG_LEVEL": "debug"}
+    settings = load_settings(["--port", "9100", "--model-path", "/m.pt"], env)
+    assert settings.port == 9100 and settings.health_port == 9001
+    assert settings.auth_tokens == ("a", "b") and settings.log_level == "DEBUG"
+    assert settings.model_path == "/m.pt"
+
+
+def test_seed_flags_keep_working():
+    settings = load_settings(
+        [
+            "--model-path",
+            "x.pt",
+            "--config-path",
+            "/c",
+            "--config-name",
+            "n",
+            "--host",
+            "h",
+            "--port",
+            "1",
+            "--health-port",
+            "2",
+        ],
+        {},
+    )
+    assert (settings.model_path, settings.config_path, settings.config_name) == ("x.pt", "/c", "n")
+    assert (settings.host, settings.port, settings.health_port) == ("h", 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SERVER_PORT": "http"}, "SERVER_PORT must be an integer, got 'http'"),
+        ({"SERVER_PORT": "70000"}, "port must be a port number"),
+        ({"SERVER_PORT": "8080"}, "port and health_port must differ"),
+        ({"LOG_LEVEL": "LOUD"}, "log_level must be one of"),
+        ({"DEVICE": "tpu"}, "device must be auto, cpu, cuda or cuda:N"),
+        ({"MAX_SESSIONS": "0"}, "max_sessions must be > 0"),
+        ({"DRAIN_TIMEOUT_S": "-1"}, "drain_timeout_s must be > 0"),
+        ({"MODEL_SHA256": "abc"}, "model_sha256 must be 64 hexadecimal characters"),
+        ({"MODEL_URI": "s3://bucket-only"}, "MODEL_URI must look like s3://bucket/key"),
+    ],
+)
+def test_bad_values_raise_a_settings_error_naming_them(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        load_settings([], env)
+
+
+def test_tokens_are_not_shown_in_the_settings_repr():
+    assert "secret" not in repr(Settings(auth_tokens=("secret",)))
+
+
+def test_every_setting_has_a_documented_row():
+    rows = settings_table()
+    assert {"MODEL_URI", "MODEL_SHA256", "SERVER_PORT", "HEALTH_PORT", "DEVICE", "AUTH_TOKENS"} <= {
+        r[0] for r in rows
+    }
+    assert all(flag.startswith("--") and text for _env, flag, _default, text in rows)
