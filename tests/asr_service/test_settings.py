@@ -9,7 +9,7 @@ from asr_service.settings import Settings, SettingsError, load_settings, setting
 
 def test_defaults_match_the_container_contract():
     settings = load_settings([], {})
-    assert (settings.host, settings.port, settings.health_port) == ("0.0.0.0", 8765, 8080)
+    assert (settings.host, settings.port, settings.health_port) == ("0.0.0.0", 8765, 8080)  # noqa: S104
     assert (settings.config_path, settings.config_name, settings.device) == ("/app/config", "ctc_sc", "auto")
     assert settings.model_uri is None and settings.model_path is None
     assert settings.drain_timeout_s < 120
