@@ -73,6 +73,8 @@ class StreamingGruCtc(nn.Module):
     """Implements :class:`asr_service.model.interface.AcousticModel`."""
 
     streaming = True
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
 
     def __init__(
         self,
@@ -113,6 +115,12 @@ class StreamingGruCtc(nn.Module):
         self.head = nn.Linear(config.hidden, len(tokens))
         #: Training-only SpecAugment-style masking, off by default (see ``training``).
         self.spec_augment: nn.Module | None = None
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Fix the per-bin log-mel statistics (measured on training data)."""
+        with torch.no_grad():
+            self.feat_mean.copy_(mean)
+            self.feat_std.copy_(std.clamp_min(1e-3))
 
     # ------------------------------------------------------------------ shared pieces
     def _stacked_features(self, audio_with_context: torch.Tensor) -> torch.Tensor:

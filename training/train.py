@@ -1,0 +1,302 @@
+"""Train the demo streaming CTC model on espeak-ng speech. ``python -m training.train --help``.
+
+CPU-only by design (the budget is one hour on two cores). The model is trained through
+``forward_full``, which computes exactly what ``stream_step`` computes chunk by chunk, so the
+streaming server gets the model that was trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, save_checkpoint
+from asr_service.model.ctc import greedy_decode_batch
+from asr_service.model.features import FeatureSettings
+from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
+from training import data
+from training.augment import augment
+from training.metrics import error_rates
+
+WORK_DIR = data.REPO / "build" / "demo-train"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 4000
+    batch_seconds: float = 150.0  # padded audio seconds per batch
+    lr: float = 2e-3
+    warmup_steps: int = 300
+    weight_decay: float = 1e-5
+    grad_clip: float = 2.0
+    seed: int = 1234
+    threads: int = 2
+    #: Stop early (and still save) if training would run past this many minutes.
+    max_minutes: float = 65.0
+    validate_every: int = 500
+    validation_utterances: int = 120
+
+
+class SpecAugment(nn.Module):
+    """Two frequency masks and a few short time masks on normalised log-mel [B, T, F]."""
+
+    def __init__(self, freq_width: int = 10, time_width: int = 8, time_masks_per_second: float = 1.0) -> None:
+        super().__init__()
+        self.freq_width = freq_width
+        self.time_width = time_width
+        self.time_rate = time_masks_per_second / 100.0  # feature frames are 10 ms
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        feats = feats.clone()
+        batch, frames, bins = feats.shape
+        for b in range(batch):
+            for _ in range(2):
+                width = random.randint(0, self.freq_width)
+                start = random.randint(0, max(0, bins - width))
+                feats[b, :, start : start + width] = 0.0
+            for _ in range(max(1, int(frames * self.time_rate))):
+                width = random.randint(0, self.time_width)
+                start = random.randint(0, max(0, frames - width))
+                feats[b, start : start + width] = 0.0
+        return feats
+
+
+def encode_text(sentence: str) -> list[int]:
+    index = {t: i for i, t in enumerate(CHAR_TOKENS)}
+    return [index["▁" if ch == " " else ch] for ch in sentence]
+
+
+def make_batches(lengths: list[int], batch_seconds: float, rng: random.Random) -> list[list[int]]:
+    """Length-sorted batches whose padded size stays under ``batch_seconds``; shuffled order."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    limit = batch_seconds * data.synth.SAMPLE_RATE
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = max(lengths[i], *(lengths[j] for j in current[-1:]))  # sorted: last is longest
+        if current and longest * (len(current) + 1) > limit:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(audios: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([a.size for a in audios])
+    batch = torch.zeros(len(audios), int(lengths.max()))
+    for row, audio in enumerate(audios):
+        batch[row, : audio.size] = torch.from_numpy(audio)
+    return batch, lengths
+
+
+def feature_statistics(model: StreamingGruCtc, corpus: data.synth.Corpus, rng: np.random.Generator) -> None:
+    """Set the model's fixed normalisation from 300 augmented training utterances."""
+    feats = []
+    with torch.no_grad():
+        for i in rng.choice(len(corpus.audio), size=min(300, len(corpus.audio)), replace=False):
+            audio = torch.from_numpy(augment(corpus.audio[int(i)], rng))
+            feats.append(model.features(audio[None])[0])
+    stacked = torch.cat(feats)
+    model.set_normalization(stacked.mean(dim=0), stacked.std(dim=0))
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def validate(model: StreamingGruCtc, test: data.synth.Corpus, count: int) -> tuple[float, float, list[str]]:
+    """WER/CER of greedy whole-utterance decoding on the first ``count`` held-out utterances."""
+    model.eval()
+    rng = np.random.default_rng(0)
+    hyps: list[str] = []
+    refs = test.texts[:count]
+    with torch.no_grad():
+        for start in range(0, count, 16):
+            audios = [augment(a, rng, snr_db=(10, 40)) for a in test.audio[start : min(count, start + 16)]]
+            batch, lengths = collate(audios)
+            log_probs, out_lengths = model.forward_full(batch, lengths)
+            hyps.extend(greedy_decode_batch(log_probs, out_lengths, CHAR_TOKENS, 0))
+    model.train()
+    wer, cer = error_rates(refs, hyps)
+    return wer, cer, hyps
+
+
+def espeak_version() -> str:
+    try:
+        result = subprocess.run(  # noqa: S603
+            [data.synth.espeak_binary(), "--version"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError, RuntimeError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def save(model: StreamingGruCtc, path: Path, config: StreamingGruCtcConfig, metadata: dict[str, Any]) -> str:
+    return save_checkpoint(
+        path,
+        arch=ARCH_NAME,
+        hparams=config.to_dict(),
+        features=model.feature_settings.to_dict(),
+        tokens=CHAR_TOKENS,
+        blank_id=0,
+        state_dict=model.state_dict(),
+        metadata=metadata,
+    )
+
+
+def train(
+    cfg: TrainConfig, spec: data.DataSpec, model_cfg: StreamingGruCtcConfig, output: Path, workers: int
+) -> dict[str, Any]:
+    wall_start = time.time()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np_rng = np.random.default_rng(cfg.seed)
+    batch_rng = random.Random(cfg.seed)
+
+    train_corpus = data.corpus("train", spec, workers=workers)
+    test_corpus = data.corpus("test", spec, workers=workers)
+    data.check_disjoint(train_corpus.texts, test_corpus.texts)
+    synth_minutes = (time.time() - wall_start) / 60
+    print(
+        f"data: {len(train_corpus.texts)} train utterances ({train_corpus.seconds() / 3600:.1f} h), "
+        f"{len(test_corpus.texts)} held-out ({test_corpus.seconds() / 60:.1f} min); "
+        f"ready after {synth_minutes:.1f} min",
+        flush=True,
+    )
+
+    model = StreamingGruCtc(model_cfg, FeatureSettings(), CHAR_TOKENS)
+    feature_statistics(model, train_corpus, np_rng)
+    model.spec_augment = SpecAugment()
+    model.train()
+    params = sum(p.numel() for p in model.parameters())
+    print(f"model: {ARCH_NAME} {model_cfg.to_dict()}, {params / 1e6:.2f} M parameters", flush=True)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    targets_all = [encode_text(t) for t in train_corpus.texts]
+    # Length after augmentation padding is at most +0.7 s; sort by the raw length.
+    lengths = [a.size + int(0.35 * data.synth.SAMPLE_RATE) for a in train_corpus.audio]
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+
+    step, epoch, train_start = 0, 0, time.time()
+    history: list[dict[str, float]] = []
+    running = 0.0
+    stopped_early = False
+    audio_seconds = 0.0
+    while step < cfg.steps and not stopped_early:
+        epoch += 1
+        for batch_ids in make_batches(lengths, cfg.batch_seconds, batch_rng):
+            if step >= cfg.steps:
+                break
+            if (time.time() - wall_start) / 60 > cfg.max_minutes:
+                stopped_early = True
+                print(f"time budget of {cfg.max_minutes} min reached at step {step}; stopping", flush=True)
+                break
+            audios = [augment(train_corpus.audio[i], np_rng) for i in batch_ids]
+            batch, lens = collate(audios)
+            audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
+            targets = [targets_all[i] for i in batch_ids]
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, cfg)
+            log_probs, out_lens = model.forward_full(batch, lens)
+            loss = ctc(
+                log_probs.transpose(0, 1),
+                torch.tensor([t for seq in targets for t in seq]),
+                out_lens,
+                torch.tensor([len(seq) for seq in targets]),
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
+            if step % 50 == 0:
+                elapsed = time.time() - train_start
+                print(
+                    f"step {step} epoch {epoch} loss {running:.3f} lr {learning_rate(step, cfg):.2e} "
+                    f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s",
+                    flush=True,
+                )
+            if step % cfg.validate_every == 0 or step == cfg.steps:
+                wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances)
+                history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
+                print(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}", flush=True)
+                for ref, hyp in list(zip(test_corpus.texts, hyps, strict=False))[:3]:
+                    print(f"   ref: {ref}\n   hyp: {hyp}", flush=True)
+                save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
+
+    model.spec_augment = None
+    model.eval()
+    train_minutes = (time.time() - train_start) / 60
+    metadata = {
+        "name": "ezspeech-aws demo (espeak-ng synthetic English)",
+        "steps": step,
+        "epochs": epoch,
+        "stopped_early": stopped_early,
+        "train_config": asdict(cfg),
+        "data": asdict(spec),
+        "train_utterances": len(train_corpus.texts),
+        "train_hours": round(train_corpus.seconds() / 3600, 2),
+        "audio_hours_seen": round(audio_seconds / 3600, 2),
+        "synthesis_minutes": round(synth_minutes, 1),
+        "training_minutes": round(train_minutes, 1),
+        "final_loss": round(running, 4),
+        "validation": history,
+        "parameters": params,
+        "torch": torch.__version__,
+        "espeak_ng": espeak_version(),
+    }
+    digest = save(model, output, model_cfg, metadata)
+    metadata["sha256"] = digest
+    (WORK_DIR / "train-summary.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    print(f"wrote {output} (sha256 {digest}) after {(time.time() - wall_start) / 60:.1f} min", flush=True)
+    return metadata
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument("--max-minutes", type=float, default=TrainConfig.max_minutes)
+    parser.add_argument("--train-sentences", type=int, default=data.DataSpec.train_sentences)
+    parser.add_argument("--test-sentences", type=int, default=data.DataSpec.test_sentences)
+    parser.add_argument("--batch-seconds", type=float, default=TrainConfig.batch_seconds)
+    parser.add_argument("--hidden", type=int, default=StreamingGruCtcConfig.hidden)
+    parser.add_argument("--layers", type=int, default=StreamingGruCtcConfig.layers)
+    parser.add_argument("--validate-every", type=int, default=TrainConfig.validate_every)
+    parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    args = parser.parse_args(argv)
+    cfg = TrainConfig(
+        steps=args.steps,
+        max_minutes=args.max_minutes,
+        batch_seconds=args.batch_seconds,
+        validate_every=args.validate_every,
+        threads=args.threads,
+    )
+    spec = data.DataSpec(train_sentences=args.train_sentences, test_sentences=args.test_sentences)
+    model_cfg = StreamingGruCtcConfig(hidden=args.hidden, layers=args.layers)
+    train(cfg, spec, model_cfg, args.output, args.workers)
+
+
+if __name__ == "__main__":
+    main()
