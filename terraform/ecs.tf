@@ -79,6 +79,17 @@ locals {
   )
 
   service_name = "${local.name}-asr"
+
+  # Fargate's allowed memory (MiB) per CPU size: [minimum, maximum].
+  fargate_memory_range = {
+    "256"   = [512, 2048]
+    "512"   = [1024, 4096]
+    "1024"  = [2048, 8192]
+    "2048"  = [4096, 16384]
+    "4096"  = [8192, 30720]
+    "8192"  = [16384, 61440]
+    "16384" = [32768, 122880]
+  }
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -123,6 +134,13 @@ resource "aws_ecs_task_definition" "asr" {
     precondition {
       condition     = var.drain_timeout_seconds < var.stop_timeout_seconds
       error_message = "drain_timeout_seconds must be below stop_timeout_seconds, or SIGKILL cuts the drain short."
+    }
+    precondition {
+      condition = local.gpu_mode || (
+        var.task_memory >= local.fargate_memory_range[tostring(var.task_cpu)][0] &&
+        var.task_memory <= local.fargate_memory_range[tostring(var.task_cpu)][1]
+      )
+      error_message = "cpu mode (Fargate): task_memory is outside what Fargate allows for this task_cpu."
     }
   }
 }
@@ -338,6 +356,8 @@ resource "aws_autoscaling_group" "gpu" {
   max_size              = var.gpu_asg_max_size
   protect_from_scale_in = true # managed termination protection: never remove a host running tasks
   health_check_type     = "EC2"
+  # `terraform destroy` would otherwise wait forever on scale-in-protected hosts.
+  force_delete = true
 
   launch_template {
     id      = aws_launch_template.gpu[0].id

@@ -5,6 +5,8 @@
 # - GPU host role (gpu mode): the ECS container agent on the instances.
 # The server publishes its metrics as EMF lines on stdout, so no role needs cloudwatch:PutMetricData.
 
+# The task role: only ECS tasks of this account may assume it (the confused-deputy guard ECS
+# documents for task roles).
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
     effect  = "Allow"
@@ -15,11 +17,30 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
       identifiers = ["ecs-tasks.amazonaws.com"]
     }
 
-    # Only tasks of this account may assume the roles (confused-deputy guard).
     condition {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
       values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
+    }
+  }
+}
+
+# The execution role is assumed by the ECS agent before the task exists; it keeps the plain
+# service trust that ECS documents for it.
+data "aws_iam_policy_document" "ecs_execution_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
     }
   }
 }
@@ -28,7 +49,7 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 resource "aws_iam_role" "execution" {
   name               = "${local.name}-task-execution"
   description        = "ECS agent for ${local.name}: pull the asr-server image, write its logs"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  assume_role_policy = data.aws_iam_policy_document.ecs_execution_assume.json
 }
 
 data "aws_iam_policy_document" "execution" {

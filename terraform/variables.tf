@@ -157,8 +157,8 @@ variable "gpu_instance_type" {
 
 variable "gpu_ami_ssm_parameter" {
   type        = string
-  description = "Public SSM parameter holding the ECS GPU-optimized AMI id (AWS keeps it pointed at the latest recommended image)."
-  default     = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+  description = "Public SSM parameter holding the ECS GPU-optimized AMI id (AWS keeps it pointed at the latest recommended image). AL2023 by default: the Amazon Linux 2 ECS AMIs reached end of life on 2026-06-30."
+  default     = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 }
 
 variable "gpu_instance_volume_gib" {

@@ -188,3 +188,16 @@ run "drain_not_below_stop_timeout_is_rejected" {
 
   expect_failures = [aws_ecs_task_definition.asr]
 }
+
+run "fargate_memory_outside_the_cpu_size_is_rejected" {
+  command = plan
+
+  variables {
+    environment   = "dev"
+    capacity_mode = "cpu"
+    task_cpu      = 1024
+    task_memory   = 16384
+  }
+
+  expect_failures = [aws_ecs_task_definition.asr]
+}
