@@ -202,7 +202,8 @@ class FullContextDecoder:
             if token == blank and run_start is None:
                 run_start = frame
             elif token != blank and run_start is not None:
-                if frame - run_start > best_len and run_start > 0:
+                # Longest pause wins; among equals the latest, so each cut commits more text.
+                if frame - run_start >= best_len and run_start > 0:
                     best_len, best_mid = frame - run_start, (run_start + frame) // 2
                 run_start = None
         self._cut_frame = best_mid
