@@ -98,6 +98,38 @@ def test_every_env_var_set_for_the_container_is_a_server_setting(
         assert set(compose_services[service]["environment"]) <= known
 
 
+def _resolve(expression: str, tf: TerraformConfig, gpu: bool) -> str:
+    """Value of one entry of the environment map, for the variables' defaults."""
+    expression = expression.strip()
+    if re.fullmatch(r'"[^"]*"', expression):
+        return expression[1:-1]
+    inner = re.fullmatch(r"tostring\((.+)\)", expression)
+    if inner:
+        return _resolve(inner.group(1), tf, gpu)
+    if expression.startswith("var."):
+        return str(tf.variables[expression[4:]]["default"])
+    if expression == 'local.gpu_mode ? "cuda" : "cpu"':
+        return "cuda" if gpu else "cpu"
+    if expression == "local.service_name":
+        return f"{tf.variables['project']['default']}-dev-asr"
+    if expression.startswith("local."):
+        return str(tf.locals[expression[6:]])
+    raise AssertionError(f"extend _resolve for {expression!r}")
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
+def test_the_task_definition_environment_passes_the_server_validation(tf: TerraformConfig, gpu: bool) -> None:
+    first_map = re.match(r"\$\{merge\(\{(.*?)\}, ", tf.locals["container_environment"])
+    assert first_map, "ecs.tf: container_environment must start with the literal map"
+    entries = re.findall(r"([A-Z][A-Z0-9_]*) = (.+?)(?=, [A-Z][A-Z0-9_]* = |$)", first_map.group(1))
+    environ = {name: _resolve(value, tf, gpu) for name, value in entries}
+    assert environ["DEVICE"] == ("cuda" if gpu else "cpu")
+    settings = server_settings.load_settings([], environ=environ)
+    assert (settings.port, settings.health_port) == (tf.locals["websocket_port"], tf.locals["health_port"])
+    assert settings.drain_timeout_s == tf.variables["drain_timeout_seconds"]["default"]
+    assert settings.service_name == environ["SERVICE_NAME"]
+
+
 def test_drain_budget_fits_the_stop_timeout(tf: TerraformConfig, compose_services: dict[str, Any]) -> None:
     stop_timeout = tf.variables["stop_timeout_seconds"]["default"]
     assert server_settings.DEFAULT_DRAIN_TIMEOUT_S < stop_timeout <= 120
