@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -39,11 +38,11 @@ class RegionModel(torch.nn.Module):
     chunk_samples = 2 * FRAME  # 0.16 s: regions span several chunks; windows start on the frame grid
     lookahead_samples = 0
     frame_shift_s = FRAME / RATE
-    tokens: ClassVar[list[str]] = [*(f"▁r{k}" for k in range(1, 13)), "<blank>"]
     blank_id = 12
 
     def __init__(self) -> None:
         super().__init__()
+        self.tokens = [*(f"▁r{k}" for k in range(1, 13)), "<blank>"]
         self.calls: list[list[int]] = []  # the lengths of every forward_full
 
     def num_frames(self, num_samples: int) -> int:
