@@ -24,7 +24,8 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir \
         -r /tmp/requirements/service.txt -c /tmp/requirements/constraints.txt \
     && /opt/venv/bin/python -c "import torch, torchaudio, websockets, uvloop, soundfile, structlog, boto3" \
-    && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} +
+    && find /opt/venv -name '__pycache__' -type d -prune -exec rm -rf {} + \
+    && chmod -R a+rX /opt/venv
 
 # ------------------------------------------------------------------------------ runtime
 FROM ${BASE_IMAGE} AS runtime
@@ -41,11 +42,12 @@ RUN groupadd --system --gid 10001 asr \
     && useradd --system --uid 10001 --gid asr --home-dir /app --no-create-home --shell /usr/sbin/nologin asr
 
 # The venv and the code stay owned by root and world-readable: the server can read them but not
-# change them (and the ECS task runs with a read-only root filesystem anyway).
+# change them (and the ECS task runs with a read-only root filesystem anyway). The venv was made
+# readable in the builder: a chmod here would copy its gigabytes into one more layer.
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 COPY asr_service/ /app/asr_service/
-RUN chmod -R a+rX /opt/venv /app \
+RUN chmod -R a+rX /app \
     && mkdir -p /tmp/asr-models && chown asr:asr /tmp/asr-models && chmod 1777 /tmp
 
 # The only writable place: downloaded models (MODEL_CACHE_DIR) and temp files. ECS mounts a
