@@ -217,7 +217,11 @@ class AsrServer:
             task.cancel()
             return None
         waiters: set[asyncio.Future[Any]] = {task, self._drain_started}
-        done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # e.g. the idle timeout: do not leave a reader behind
+            task.cancel()
+            raise
         if task in done:
             return task.result()
         task.cancel()
