@@ -132,8 +132,12 @@ class AsrServer:
         log.info("health_listening", health_port=self.health_port)
         try:
             self.device = resolve_device(self.settings.device)
-            if self.settings.torch_threads:
-                torch.set_num_threads(self.settings.torch_threads)
+            # One intra-op thread on CPU by default: the engine batches, so one core is enough for
+            # the model, the event loop keeps the other, and OpenMP threads spinning against each
+            # other on a busy 2-core box cost far more than they give (measured: 8x slower).
+            threads = self.settings.torch_threads or (1 if self.device.type == "cpu" else 0)
+            if threads:
+                torch.set_num_threads(threads)
             model, info = await asyncio.to_thread(self._model_loader, self.settings, self.device)
             engine = BatchingEngine(
                 model,
