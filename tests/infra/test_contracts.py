@@ -308,3 +308,28 @@ def test_sam_and_terraform_agree_on_container_name_and_model_prefix(tf: Terrafor
     statements = tf.data["aws_iam_policy_document"]["task"]["statement"]
     readable = {resource for statement in statements for resource in statement["resources"]}
     assert prefix and f"${{aws_s3_bucket.models.arn}}/{prefix.group(1)}*" in readable
+
+
+# ------------------------------------------------------------------------------ demo ⇄ Terraform
+def test_the_demo_rehearses_terraforms_names(tf: TerraformConfig) -> None:
+    """`make demo` stands up Terraform's resources in moto under the same names (demo/resources.py)."""
+    resources = pytest.importorskip("demo.resources")
+    names = resources.StackNames(environment="dev")
+
+    def terraform_value(template: str) -> str:
+        return template.replace("${local.name}", names.name).replace("${local.account_id}", names.account_id)
+
+    assert terraform_value(tf.resource("aws_ecs_cluster", "this")["name"]) == names.cluster
+    assert terraform_value(tf.locals["service_name"]) == names.service
+    assert terraform_value(tf.resource("aws_ecs_task_definition", "asr")["family"]) == names.task_family
+    assert terraform_value(tf.resource("aws_ecr_repository", "asr")["name"]) == names.ecr_repository
+    assert terraform_value(tf.locals["models_bucket_name"]) == names.models_bucket
+    published = names.published_parameters()
+    assert set(published) == {f"/{names.project}/dev/{key}" for key in tf.locals["ssm_parameters"]}
+    log_group = terraform_value(tf.resource("aws_cloudwatch_log_group", "asr")["name"])
+    assert published[f"/{names.project}/dev/log-group-name"] == log_group
+    assert (
+        tf.locals["websocket_port"],
+        tf.locals["health_port"],
+    ) == (resources.SERVER_PORT, resources.HEALTH_PORT)
+    assert tf.locals["container_name"] == resources.CONTAINER_NAME
