@@ -150,6 +150,14 @@ def object_created(key: str, version_id: str | None, sequencer: str = "617f08299
     return event
 
 
+#: Every env var a handler reads (tests/infra checks the template sets them all).
+HANDLER_ENV = (
+    "CLUSTER_NAME", "SERVICE_NAME", "CONTAINER_NAME", "MODEL_KEY_PREFIX", "NOTIFY_TOPIC_ARN", "IDEMPOTENCY_TABLE",
+    "MIN_MODEL_BYTES", "MAX_MODEL_BYTES", "ALERT_TOPIC_ARN", "SEVERITY_THRESHOLD", "CAPACITY_PARAMETER",
+    "NIGHT_MIN_CAPACITY", "NIGHT_MAX_CAPACITY", "DEFAULT_MIN_CAPACITY", "DEFAULT_MAX_CAPACITY",
+)
+
+
 @dataclass
 class FakeContext:
     function_name: str = "ezspeech-test"
@@ -170,6 +178,8 @@ def load_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, dic
     loaded: list[str] = []
 
     def load(name: str, env: dict[str, str], clients: AwsClients) -> ModuleType:
+        for key in HANDLER_ENV:  # the machine's own environment must not leak into a handler
+            monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         module_name = f"functions.{name}.app"

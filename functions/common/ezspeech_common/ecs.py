@@ -35,7 +35,10 @@ class ModelPin:
 
 def describe_service(ecs: ECSClient, cluster: str, service: str) -> dict[str, Any]:
     """The service description; ServiceNotFoundError when it does not exist or is not ACTIVE."""
-    response = ecs.describe_services(cluster=cluster, services=[service])
+    try:
+        response = ecs.describe_services(cluster=cluster, services=[service])
+    except ecs.exceptions.ClusterNotFoundException as error:
+        raise ServiceNotFoundError(f"ECS cluster {cluster!r} (of service {service!r}) not found") from error
     services = [s for s in response.get("services", []) if s.get("status") == "ACTIVE"]
     if not services:
         reasons = [f.get("reason", "") for f in response.get("failures", [])]

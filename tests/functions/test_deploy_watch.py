@@ -1,0 +1,125 @@
+"""deploy_watch: documented ECS deployment events → SNS reports that name the model versions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from ezspeech_common.deployments import cluster_and_service
+from ezspeech_common.errors import ServiceNotFoundError
+from ezspeech_common.events.ecs import DeploymentStateChangeEvent
+
+from tests.functions.conftest import CLUSTER, CONTAINER, SERVICE, FakeContext, Platform, documented_event
+
+
+@pytest.fixture
+def app(platform: Platform, load_handler: Any) -> Any:
+    return load_handler("deploy_watch", {"NOTIFY_TOPIC_ARN": platform.topic_arn}, platform.clients)
+
+
+def event_for(platform: Platform, name: str, deployment_id: str) -> dict[str, Any]:
+    event = documented_event(f"ecs_deployment_{name}")
+    event["resources"] = [platform.service_arn]
+    event["detail"]["deploymentId"] = deployment_id
+    return event
+
+
+def pin_model(platform: Platform, version: str) -> str:
+    ecs = platform.clients.ecs
+    arn = ecs.register_task_definition(
+        family="ezspeech-test-asr",
+        containerDefinitions=[
+            {
+                "name": CONTAINER,
+                "image": "asr:v1",
+                "memory": 512,
+                "environment": [
+                    {"name": "MODEL_URI", "value": f"s3://models-bucket/models/asr.pt?versionId={version}"},
+                    {"name": "MODEL_SHA256", "value": "ab" * 32},
+                ],
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)
+    return arn
+
+
+def test_completed_deployment_reports_the_running_model(platform: Platform, app: Any) -> None:
+    pin_model(platform, "v2version")
+    deployment = platform.clients.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["deployments"][0]
+    result = app.lambda_handler(event_for(platform, "completed", deployment["id"]), FakeContext())
+
+    assert result["outcome"] == "completed"
+    [note] = platform.notifications()
+    assert "deployment completed" in note["subject"]
+    assert "models/asr.pt version v2version" in note["message"]
+    assert note["attributes"] == {"kind": "deployment", "outcome": "completed"}
+
+
+def test_failed_deployment_alert_names_what_the_service_runs_now(platform: Platform, app: Any) -> None:
+    pin_model(platform, "goodversion")
+    result = app.lambda_handler(event_for(platform, "failed", "ecs-svc/9999"), FakeContext())
+
+    assert result["outcome"] == "failed"
+    [alert] = platform.notifications()
+    assert alert["subject"].startswith("[ezspeech][FAILED] deployment ecs-svc/9999")
+    assert "circuit breaker: task failed to start" in alert["message"]
+    assert "version goodversion" in alert["message"]
+    assert "make rollback-model" in alert["message"]
+
+
+def test_circuit_breaker_rollback_names_both_models(platform: Platform) -> None:
+    """A deployment that failed while ECS rolls back: two deployments, which moto cannot show."""
+    from ezspeech_common.deployments import report_deployment, report_text
+
+    td = "arn:aws:ecs:us-east-1:123456789012:task-definition/ezspeech-test-asr:"
+    ecs = boto3.client("ecs", region_name="us-east-1")
+
+    def definition(revision: int, version: str) -> dict[str, Any]:
+        env = [{"name": "MODEL_URI", "value": f"s3://b/models/asr.pt?versionId={version}"}]
+        return {"taskDefinition": {"taskDefinitionArn": f"{td}{revision}", "containerDefinitions": [{"name": CONTAINER, "environment": env}]}}
+
+    service = {
+        "services": [
+            {
+                "status": "ACTIVE",
+                "taskDefinition": f"{td}2",
+                "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+                "deployments": [
+                    {"id": "ecs-svc/3", "status": "PRIMARY", "taskDefinition": f"{td}2", "rolloutState": "IN_PROGRESS"},
+                    {"id": "ecs-svc/2", "status": "ACTIVE", "taskDefinition": f"{td}3", "rolloutState": "FAILED"},
+                ],
+            }
+        ]
+    }
+    event = DeploymentStateChangeEvent.model_validate(event_for(platform, "failed", "ecs-svc/2"))
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", service)
+        stub.add_response("describe_task_definition", definition(3, "badversion"))
+        stub.add_response("describe_task_definition", definition(2, "goodversion"))
+        report = report_deployment(ecs, event, CONTAINER)
+    assert report.outcome == "rolled_back"
+    subject, lines = report_text(report)
+    assert "[FAILED, rolled back]" in subject
+    assert any("failed:" in line and "badversion" in line for line in lines)
+    assert any("service now:" in line and "goodversion" in line for line in lines)
+
+
+def test_in_progress_events_are_ignored(platform: Platform, app: Any) -> None:
+    result = app.lambda_handler(event_for(platform, "in_progress", "ecs-svc/1"), FakeContext())
+    assert result["outcome"] == "ignored"
+    assert platform.notifications() == []
+
+
+def test_documented_event_for_an_unknown_service_fails_loudly(platform: Platform, app: Any) -> None:
+    with pytest.raises(ServiceNotFoundError, match="servicetest"):
+        app.lambda_handler(documented_event("ecs_deployment_failed"), FakeContext())
+
+
+def test_service_arn_forms() -> None:
+    assert cluster_and_service("arn:aws:ecs:us-west-2:111122223333:service/default/servicetest") == ("default", "servicetest")
+    assert cluster_and_service("arn:aws:ecs:us-west-2:111122223333:service/legacy") == ("default", "legacy")
+    assert json.loads(json.dumps(cluster_and_service("arn:aws:ecs:r:1:service/c/s"))) == ["c", "s"]
