@@ -183,11 +183,12 @@ class DemoRun:
             raise DemoError(f"{function} failed: {invocation.error}\n{tail}")
         return invocation
 
+    def describe_service(self) -> dict[str, Any]:
+        reply = self.clients.ecs.describe_services(cluster=self.names.cluster, services=[self.names.service])
+        return dict(reply["services"][0])
+
     def service_task_definition(self) -> str:
-        service = self.clients.ecs.describe_services(
-            cluster=self.names.cluster, services=[self.names.service]
-        )
-        return str(service["services"][0]["taskDefinition"])
+        return str(self.describe_service()["taskDefinition"])
 
     def capacity(self) -> Capacity:
         target = self.clients.autoscaling.describe_scalable_targets(
@@ -195,10 +196,8 @@ class DemoRun:
             ResourceIds=[self.names.scalable_resource_id],
             ScalableDimension=ECS_DESIRED_DIMENSION,
         )["ScalableTargets"][0]
-        service = self.clients.ecs.describe_services(
-            cluster=self.names.cluster, services=[self.names.service]
-        )
-        return Capacity(target["MinCapacity"], target["MaxCapacity"], service["services"][0]["desiredCount"])
+        desired = self.describe_service()["desiredCount"]
+        return Capacity(target["MinCapacity"], target["MaxCapacity"], desired)
 
     def wait_for_model_event(self, version_id: str) -> dict[str, Any]:
         """The "Object Created" event moto delivered to the rule's queue for this object version."""

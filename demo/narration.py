@@ -26,11 +26,11 @@ class Narrator:
     def step(self, number: int, title: str, why: str) -> None:
         self._emit("")
         self._emit(f"── {number}. {title} " + "─" * max(3, WIDTH - len(title) - 8))
-        for line in textwrap.wrap(why, WIDTH - 3):
+        for line in textwrap.wrap(why, WIDTH - 3, break_on_hyphens=False):
             self._emit(f"   {line}")
 
     def say(self, text: str) -> None:
-        for line in textwrap.wrap(text, WIDTH - 5, subsequent_indent="  ") or [""]:
+        for line in textwrap.wrap(text, WIDTH - 5, subsequent_indent="  ", break_on_hyphens=False) or [""]:
             self._emit(f"   • {line}" if not line.startswith("  ") else f"     {line.strip()}")
 
     def fact(self, label: str, value: object) -> None:

@@ -21,6 +21,9 @@ SERVER_PORT = 8765
 HEALTH_PORT = 8080
 MODEL_KEY_PREFIX = "models/"
 ECS_DESIRED_DIMENSION = "ecs:service:DesiredCount"
+#: Terraform's min_capacity / max_capacity defaults: the daytime scalable-target bounds.
+DAY_MIN_CAPACITY = 1
+DAY_MAX_CAPACITY = 4
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,8 @@ class Stack:
                 "ALERT_TOPIC_ARN": self.notify_topic_arn,
                 "SEVERITY_THRESHOLD": "HIGH",
                 "IDEMPOTENCY_TABLE": names.idempotency_table,
+                "CLUSTER_NAME": names.cluster,
+                "SERVICE_NAME": names.service,
             },
             "night_scaler": {
                 "CLUSTER_NAME": names.cluster,
@@ -257,11 +262,19 @@ class Stack:
                 "CAPACITY_PARAMETER": names.capacity_parameter,
                 "NIGHT_MIN_CAPACITY": "0",
                 "NIGHT_MAX_CAPACITY": "0",
+                "DEFAULT_MIN_CAPACITY": str(DAY_MIN_CAPACITY),
+                "DEFAULT_MAX_CAPACITY": str(DAY_MAX_CAPACITY),
             },
-            "deploy_watch": {"NOTIFY_TOPIC_ARN": self.notify_topic_arn},
+            "deploy_watch": {"NOTIFY_TOPIC_ARN": self.notify_topic_arn, "CONTAINER_NAME": CONTAINER_NAME},
+        }
+        powertools = {
+            "POWERTOOLS_SERVICE_NAME": function,
+            "POWERTOOLS_METRICS_NAMESPACE": "EzSpeech/Automation",
+            # No X-Ray daemon here; in AWS, SAM's Globals turn tracing on.
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         try:
-            return {**per_function[function], "POWERTOOLS_SERVICE_NAME": function}
+            return {**per_function[function], **powertools}
         except KeyError:
             raise KeyError(f"unknown function {function!r} (known: {', '.join(per_function)})") from None
 
@@ -348,8 +361,8 @@ def create_service(
         ServiceNamespace="ecs",
         ResourceId=names.scalable_resource_id,
         ScalableDimension=ECS_DESIRED_DIMENSION,
-        MinCapacity=1,
-        MaxCapacity=4,
+        MinCapacity=DAY_MIN_CAPACITY,
+        MaxCapacity=DAY_MAX_CAPACITY,
     )
     for parameter, value in names.published_parameters().items():
         aws.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)

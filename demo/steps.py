@@ -51,11 +51,24 @@ def _rollout(run: DemoRun, label: str, model: ModelVersion, upload_started: floa
     result.timings[f"upload → new revision ({label})"] = time.monotonic() - upload_started
     result.timings[f"event delivered → handler done ({label})"] = time.monotonic() - delivered
     say.say(f"model_rollout handler ran ({invocation.seconds:.1f} s, cold start included) and returned:")
-    say.block(json.dumps(invocation.result, indent=None, default=str)[:300].splitlines())
+    say.block(_summarise(invocation.result))
     if revision == before:
         raise DemoError(f"model_rollout did not change the service (still {short_arn(before)})")
     say.fact("service task definition", f"{short_arn(before)} → {short_arn(revision)}")
     return revision
+
+
+def _summarise(result: object) -> list[str]:
+    """A handler's return value, the fields a reader cares about first."""
+    if not isinstance(result, dict):
+        return [json.dumps(result, default=str)[:150]]
+    keys = ("status", "reason", "duplicate", "task_definition_arn", "deployment_id", "model_uri", "sha256")
+    return [f"{key}: {result[key]}" for key in keys if result.get(key) not in (None, "")]
+
+
+def _show_alert(say: Narrator, alert: dict[str, str], lines: int = 3) -> None:
+    say.fact("SNS message read back", alert["subject"])
+    say.block(alert["message"].splitlines()[:lines], prefix="       │ ")
 
 
 def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
@@ -157,7 +170,7 @@ def step_3_upload_and_rollout(run: DemoRun, inputs: DemoInputs) -> None:
         else f"DEPLOYED AGAIN: {len(families)} → {len(families_after)} revisions",
     )
     for alert in run.read_alerts():
-        say.fact("SNS notification", f"{alert['subject']}: {alert['message'][:120]}")
+        _show_alert(say, alert)
 
 
 def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
@@ -247,8 +260,7 @@ def step_5_alerts_and_night(run: DemoRun) -> None:
     alerts = run.read_alerts()
     result.alerts["scan"] = alerts
     for alert in alerts:
-        say.fact("alert read back from SNS", alert["subject"])
-        say.block(alert["message"].splitlines()[:6], prefix="       │ ")
+        _show_alert(say, alert, lines=6)
     if not alerts:
         raise DemoError("scan_alert published nothing for a HIGH finding")
 
@@ -308,19 +320,17 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         "hands that (documented, built here: moto emits no ECS events) event to deploy_watch."
     )
     good = result.revisions["v2"]
+    service = run.describe_service()
+    failed = [d["id"] for d in service.get("deployments", []) if d.get("taskDefinition") == revision]
     run.clients.ecs.update_service(cluster=names.cluster, service=names.service, taskDefinition=good)
     result.service_revision_after_rollback = run.service_task_definition()
-    say.fact(
-        "service rolled back", f"{short_arn(revision)} → {short_arn(result.service_revision_after_rollback)}"
-    )
-    service_arn = run.clients.ecs.describe_services(cluster=names.cluster, services=[names.service])[
-        "services"
-    ][0]["serviceArn"]
+    rolled_back = f"{short_arn(revision)} → {short_arn(result.service_revision_after_rollback)}"
+    say.fact("service rolled back", rolled_back)
     run.invoke(
         "deploy_watch",
         events.ecs_deployment_state_change(
-            service_arn,
-            "ecs-svc/0000000000000000003",
+            service["serviceArn"],
+            failed[0] if failed else "ecs-svc/unknown",
             "SERVICE_DEPLOYMENT_FAILED",
             "ECS deployment circuit breaker: tasks failed to start.",
             names.region,
@@ -330,7 +340,7 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
     alerts = run.read_alerts()
     result.alerts["deployment"] = alerts
     for alert in alerts:
-        say.fact("alert read back from SNS", alert["subject"] or alert["message"][:100])
+        _show_alert(say, alert)
 
 
 def step_7_cleanup(run: DemoRun) -> None:

@@ -1,0 +1,86 @@
+"""The demo's inputs: three checkpoints and one clip with its reference transcript.
+
+- v1: the demo model shipped in the package (``asr_service/models/demo/demo.pt``).
+- v2: the same weights saved again through the checkpoint API with new metadata (a new
+  ``model_version`` and release note). It is a genuinely different file, so a different object
+  version and SHA-256, which is what a rollout keys on; it transcribes exactly like v1, because
+  training a second model is not what this demo is about.
+- corrupt: v2 cut in half, as an interrupted copy would leave it. It is uploaded through the same
+  path, with its own (correct) SHA-256, so only the server's own checkpoint validation stops it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from demo.flow import DemoError
+from demo.steps import DemoInputs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLIPS_DIR = REPO_ROOT / "tests" / "data" / "clips"
+
+
+def _reference_texts(clips_dir: Path) -> dict[str, str]:
+    """``transcripts.json`` as {wav file name: text}, whichever of the two usual shapes it has."""
+    path = clips_dir / "transcripts.json"
+    if not path.is_file():
+        raise DemoError(f"{path} is missing: the demo clips ship with the model (make demo-model)")
+    data = json.loads(path.read_text())
+    if isinstance(data, dict):
+        return {Path(name).name: str(text) for name, text in data.items()}
+    return {Path(item["file"]).name: str(item["text"]) for item in data}
+
+
+def pick_clip(clips_dir: Path = CLIPS_DIR) -> tuple[Path, str]:
+    """The first clip (by name) that has a reference transcript: deterministic across runs."""
+    texts = _reference_texts(clips_dir)
+    for wav in sorted(clips_dir.glob("*.wav")):
+        if wav.name in texts:
+            return wav, texts[wav.name]
+    raise DemoError(f"no clip in {clips_dir} has a reference transcript")
+
+
+def make_second_version(first: Path, target: Path) -> None:
+    """v2: v1's weights re-saved with new metadata (see the module docstring)."""
+    from asr_service.model.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(first)
+    save_checkpoint(
+        target,
+        arch=loaded.arch,
+        hparams=loaded.hparams,
+        features=loaded.features,
+        tokens=loaded.tokens,
+        blank_id=loaded.blank_id,
+        state_dict=loaded.module.state_dict(),
+        metadata={
+            **loaded.metadata,
+            "model_version": "v2",
+            "release_note": "make demo: v1's weights re-released as a new model version",
+            "parent_sha256": loaded.sha256,
+        },
+    )
+
+
+def prepare_inputs(work_dir: Path) -> DemoInputs:
+    from asr_service.model.checkpoint import DEFAULT_MODEL_PATH
+
+    first = Path(DEFAULT_MODEL_PATH)
+    if not first.is_file():
+        raise DemoError(f"the shipped demo model {first} is missing (make demo-model trains it)")
+    second = work_dir / "demo-v2.pt"
+    make_second_version(first, second)
+    corrupt = work_dir / "demo-corrupt.pt"
+    data = second.read_bytes()
+    corrupt.write_bytes(data[: len(data) // 2])
+    clip, reference = pick_clip()
+    return DemoInputs(
+        first_model=first,
+        second_model=second,
+        second_model_note="Here v2 is v1's weights re-saved with new metadata: a new file and version, "
+        "same transcripts.",
+        corrupt_model=corrupt,
+        clip=clip,
+        reference_text=reference,
+    )
