@@ -73,7 +73,7 @@ def stream_simulation(model: EzSpeechCTC, device: torch.device, seconds: float) 
 
     The clock is virtual: chunks are handed over back to back, and the strategy's own measured
     decode times decide when it re-decodes, as they would on this device in real time."""
-    strategy = FullContextStrategy(model, device)  # type: ignore[arg-type]
+    strategy = FullContextStrategy(model, device)
     strategy.warm_up(1)
     decoder = strategy.new_decoder()
     chunk = model.chunk_samples
