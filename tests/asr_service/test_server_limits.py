@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.asr_service.conftest import wait_until
-from tests.asr_service.fakes import word_audio
+from tests.asr_service.conftest import fake_loader, wait_until
+from tests.asr_service.fakes import FakeStreamingModel, word_audio
 from tests.asr_service.wsclient import recv_all, recv_event, stream_native
 
 
@@ -111,3 +113,37 @@ def test_idle_client_is_closed_1008_after_its_final(start_server):
 def test_audio_after_eof_or_second_start_is_refused(server):
     events, close = _send_and_collect(server.url, _start(), _start())
     assert close == 1008 and events[-1]["code"] == "already_started"
+
+
+class _SlowModel(FakeStreamingModel):
+    """80 ms per 60 ms chunk: slower than real time."""
+
+    def stream_step(self, audio, state):
+        time.sleep(0.08)
+        return super().stream_step(audio, state)
+
+
+def test_a_client_sending_faster_than_the_engine_is_held_to_the_backlog_bound(start_server):
+    slow = start_server(fake_loader(_SlowModel(chunk_samples=960)), max_backlog_s=0.3)
+    audio = word_audio("abcdefgh")  # 2 s, sent as fast as possible
+    peak = 0.0
+    stop = threading.Event()
+
+    def watch():
+        nonlocal peak
+        while not stop.is_set():
+            for session in list(slow.server.sessions):
+                if session.stream is not None:
+                    peak = max(peak, session.stream.backlog_s)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        events, code = stream_native(slow.url, audio, frame_ms=50)
+    finally:
+        stop.set()
+        watcher.join()
+    assert code == 1000
+    assert events[-1]["text"] == " ".join("abcdefgh")  # nothing dropped
+    assert 0.2 < peak <= 0.3 + 0.05  # the bound plus at most one message
