@@ -27,14 +27,27 @@ NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
 CONTAINER_NAME = os.environ.get("CONTAINER_NAME", "asr-server")
 CLIENTS = AwsClients()
 
-_METRICS = {"failed": "DeploymentsFailed", "rolled_back": "DeploymentsRolledBack", "completed": "DeploymentsCompleted"}
+_METRICS = {
+    "failed": "DeploymentsFailed",
+    "rolled_back": "DeploymentsRolledBack",
+    "completed": "DeploymentsCompleted",
+}
 
 
-def watch(clients: AwsClients, topic_arn: str, container_name: str, event: DeploymentStateChangeEvent) -> DeploymentReport:
+def watch(
+    clients: AwsClients, topic_arn: str, container_name: str, event: DeploymentStateChangeEvent
+) -> DeploymentReport:
     report = report_deployment(clients.ecs, event, container_name)
     if report.outcome != "ignored":
         subject, lines = report_text(report)
-        publish(clients.sns, topic_arn, subject, lines, report.as_dict(), {"kind": "deployment", "outcome": report.outcome})
+        publish(
+            clients.sns,
+            topic_arn,
+            subject,
+            lines,
+            report.as_dict(),
+            {"kind": "deployment", "outcome": report.outcome},
+        )
     return report
 
 
@@ -44,6 +57,10 @@ def watch(clients: AwsClients, topic_arn: str, container_name: str, event: Deplo
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     change = parse(event=event, model=DeploymentStateChangeEvent)
     report = watch(CLIENTS, NOTIFY_TOPIC_ARN, CONTAINER_NAME, change)
-    metrics.add_metric(name=_METRICS.get(report.outcome, "DeploymentEventsIgnored"), unit=MetricUnit.Count, value=1)
-    (logger.info if report.outcome in ("completed", "ignored") else logger.error)("deployment_" + report.outcome, extra=report.as_dict())
+    metrics.add_metric(
+        name=_METRICS.get(report.outcome, "DeploymentEventsIgnored"), unit=MetricUnit.Count, value=1
+    )
+    (logger.info if report.outcome in ("completed", "ignored") else logger.error)(
+        "deployment_" + report.outcome, extra=report.as_dict()
+    )
     return report.as_dict()

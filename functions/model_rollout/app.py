@@ -53,7 +53,7 @@ IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
 CLIENTS = AwsClients()
 
 
-def _mark_duplicate(response: Any, data: DataRecord) -> Any:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     """Called by Powertools only when it returns a stored result instead of running again."""
     return {**response, "duplicate": True}
 
@@ -68,7 +68,9 @@ IDEMPOTENCY = IdempotencyConfig(
 )
 
 
-def deploy_and_notify(clients: AwsClients, settings: RolloutSettings, topic_arn: str, ref: ModelRef) -> dict[str, Any]:
+def deploy_and_notify(
+    clients: AwsClients, settings: RolloutSettings, topic_arn: str, ref: ModelRef
+) -> dict[str, Any]:
     """The once-only unit: roll out, then announce a started rollout on SNS."""
     result = roll_out_model(clients.s3, clients.ecs, settings, ref, source="event")
     if result.status == "started":
@@ -118,5 +120,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="RolloutsSuperseded", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="RolloutsSkipped", unit=MetricUnit.Count, value=1)
-    logger.info("rollout_" + ("duplicate" if result.get("duplicate") else str(result["status"])), extra=result)
+    logger.info(
+        "rollout_" + ("duplicate" if result.get("duplicate") else str(result["status"])), extra=result
+    )
     return result

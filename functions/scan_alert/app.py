@@ -55,7 +55,7 @@ IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
 CLIENTS = AwsClients()
 
 
-def _mark_duplicate(response: Any, data: DataRecord) -> Any:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, "duplicate": True}
 
 
@@ -104,7 +104,7 @@ def _alert_once() -> Any:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    scan_event = parse(event=event, model=ScanEvent)  # type: ignore[arg-type]
+    scan_event = parse(event=event, model=ScanEvent)  # type: ignore[call-overload]
     outcome, alert = evaluate(CLIENTS, SETTINGS, scan_event)
     if alert is None:
         metric = "ScansBelowThreshold" if outcome == "below_threshold" else "ScansIgnored"
@@ -122,6 +122,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric(name="AlertsEscalated", unit=MetricUnit.Count, value=1)
     logger.info(
         "scan_alert",
-        extra={"repository": alert.repository, "digest": alert.digest, "scan": alert.scan_result_id, **result},
+        extra={
+            "repository": alert.repository,
+            "digest": alert.digest,
+            "scan": alert.scan_result_id,
+            **result,
+        },
     )
-    return {**result, "repository": alert.repository, "digest": alert.digest, "scan_result_id": alert.scan_result_id}
+    return {
+        **result,
+        "repository": alert.repository,
+        "digest": alert.digest,
+        "scan_result_id": alert.scan_result_id,
+    }

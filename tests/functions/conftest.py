@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import pytest
@@ -25,7 +25,7 @@ BUCKET, PREFIX = "ezspeech-test-models", "models/"
 TABLE, REPOSITORY = "ezspeech-test-idempotency", "ezspeech-asr"
 CAPACITY_PARAMETER = "/ezspeech/test/night-scaler/saved-capacity"
 SCALABLE_RESOURCE = f"service/{CLUSTER}/{SERVICE}"
-DESIRED = "ecs:service:DesiredCount"
+DESIRED: Final = "ecs:service:DesiredCount"
 
 
 def documented_event(name: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class Platform:
 
 
 def _client(name: str) -> Any:
-    return boto3.client(name, region_name=REGION)
+    return boto3.client(name, region_name=REGION)  # type: ignore[call-overload]
 
 
 @pytest.fixture
@@ -126,7 +126,9 @@ def platform() -> Iterator[Platform]:
         yield Platform(clients, topic_arn, inbox_url, first, service["serviceArn"], sqs)
 
 
-def put_model(platform: Platform, key: str, body: bytes | None = None, sha256: str | None = "auto") -> dict[str, Any]:
+def put_model(
+    platform: Platform, key: str, body: bytes | None = None, sha256: str | None = "auto"
+) -> dict[str, Any]:
     """Upload like `make upload-model` does; returns {version_id, sha256, size}."""
     import hashlib
 
@@ -137,7 +139,9 @@ def put_model(platform: Platform, key: str, body: bytes | None = None, sha256: s
     return {"version_id": response["VersionId"], "sha256": digest, "size": len(data)}
 
 
-def object_created(key: str, version_id: str | None, sequencer: str = "617f08299329d189", size: int = 4000) -> dict[str, Any]:
+def object_created(
+    key: str, version_id: str | None, sequencer: str = "617f08299329d189", size: int = 4000
+) -> dict[str, Any]:
     """The documented S3 "Object Created" event, for our bucket and an uploaded version."""
     event = documented_event("s3_object_created")
     event["resources"] = [f"arn:aws:s3:::{BUCKET}"]
@@ -152,9 +156,21 @@ def object_created(key: str, version_id: str | None, sequencer: str = "617f08299
 
 #: Every env var a handler reads (tests/infra checks the template sets them all).
 HANDLER_ENV = (
-    "CLUSTER_NAME", "SERVICE_NAME", "CONTAINER_NAME", "MODEL_KEY_PREFIX", "NOTIFY_TOPIC_ARN", "IDEMPOTENCY_TABLE",
-    "MIN_MODEL_BYTES", "MAX_MODEL_BYTES", "ALERT_TOPIC_ARN", "SEVERITY_THRESHOLD", "CAPACITY_PARAMETER",
-    "NIGHT_MIN_CAPACITY", "NIGHT_MAX_CAPACITY", "DEFAULT_MIN_CAPACITY", "DEFAULT_MAX_CAPACITY",
+    "CLUSTER_NAME",
+    "SERVICE_NAME",
+    "CONTAINER_NAME",
+    "MODEL_KEY_PREFIX",
+    "NOTIFY_TOPIC_ARN",
+    "IDEMPOTENCY_TABLE",
+    "MIN_MODEL_BYTES",
+    "MAX_MODEL_BYTES",
+    "ALERT_TOPIC_ARN",
+    "SEVERITY_THRESHOLD",
+    "CAPACITY_PARAMETER",
+    "NIGHT_MIN_CAPACITY",
+    "NIGHT_MAX_CAPACITY",
+    "DEFAULT_MIN_CAPACITY",
+    "DEFAULT_MAX_CAPACITY",
 )
 
 
@@ -173,7 +189,9 @@ class FakeContext:
 
 
 @pytest.fixture
-def load_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, dict[str, str], AwsClients], ModuleType]]:
+def load_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[str, dict[str, str], AwsClients], ModuleType]]:
     """Import ``functions/<name>/app.py`` fresh (cold start) with ``env`` and the test's clients."""
     loaded: list[str] = []
 

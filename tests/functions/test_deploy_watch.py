@@ -49,7 +49,9 @@ def pin_model(platform: Platform, version: str) -> str:
 
 def test_completed_deployment_reports_the_running_model(platform: Platform, app: Any) -> None:
     pin_model(platform, "v2version")
-    deployment = platform.clients.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["deployments"][0]
+    deployment = platform.clients.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0][
+        "deployments"
+    ][0]
     result = app.lambda_handler(event_for(platform, "completed", deployment["id"]), FakeContext())
 
     assert result["outcome"] == "completed"
@@ -80,7 +82,12 @@ def test_circuit_breaker_rollback_names_both_models(platform: Platform) -> None:
 
     def definition(revision: int, version: str) -> dict[str, Any]:
         env = [{"name": "MODEL_URI", "value": f"s3://b/models/asr.pt?versionId={version}"}]
-        return {"taskDefinition": {"taskDefinitionArn": f"{td}{revision}", "containerDefinitions": [{"name": CONTAINER, "environment": env}]}}
+        return {
+            "taskDefinition": {
+                "taskDefinitionArn": f"{td}{revision}",
+                "containerDefinitions": [{"name": CONTAINER, "environment": env}],
+            }
+        }
 
     service = {
         "services": [
@@ -89,8 +96,18 @@ def test_circuit_breaker_rollback_names_both_models(platform: Platform) -> None:
                 "taskDefinition": f"{td}2",
                 "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
                 "deployments": [
-                    {"id": "ecs-svc/3", "status": "PRIMARY", "taskDefinition": f"{td}2", "rolloutState": "IN_PROGRESS"},
-                    {"id": "ecs-svc/2", "status": "ACTIVE", "taskDefinition": f"{td}3", "rolloutState": "FAILED"},
+                    {
+                        "id": "ecs-svc/3",
+                        "status": "PRIMARY",
+                        "taskDefinition": f"{td}2",
+                        "rolloutState": "IN_PROGRESS",
+                    },
+                    {
+                        "id": "ecs-svc/2",
+                        "status": "ACTIVE",
+                        "taskDefinition": f"{td}3",
+                        "rolloutState": "FAILED",
+                    },
                 ],
             }
         ]
@@ -120,6 +137,9 @@ def test_documented_event_for_an_unknown_service_fails_loudly(platform: Platform
 
 
 def test_service_arn_forms() -> None:
-    assert cluster_and_service("arn:aws:ecs:us-west-2:111122223333:service/default/servicetest") == ("default", "servicetest")
+    assert cluster_and_service("arn:aws:ecs:us-west-2:111122223333:service/default/servicetest") == (
+        "default",
+        "servicetest",
+    )
     assert cluster_and_service("arn:aws:ecs:us-west-2:111122223333:service/legacy") == ("default", "legacy")
     assert json.loads(json.dumps(cluster_and_service("arn:aws:ecs:r:1:service/c/s"))) == ["c", "s"]

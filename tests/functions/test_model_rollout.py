@@ -29,7 +29,10 @@ from tests.functions.conftest import (
     put_model,
 )
 
-SETTINGS = RolloutSettings(cluster=CLUSTER, service=SERVICE, container_name=CONTAINER, model_key_prefix=PREFIX)
+TD_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/ezspeech-test-asr:"
+SETTINGS = RolloutSettings(
+    cluster=CLUSTER, service=SERVICE, container_name=CONTAINER, model_key_prefix=PREFIX
+)
 
 
 def env(platform: Platform) -> dict[str, str]:
@@ -61,7 +64,9 @@ def container_env(revision: dict[str, Any]) -> dict[str, str]:
 
 
 def revision_count(platform: Platform) -> int:
-    return len(platform.clients.ecs.list_task_definitions(familyPrefix="ezspeech-test-asr")["taskDefinitionArns"])
+    return len(
+        platform.clients.ecs.list_task_definitions(familyPrefix="ezspeech-test-asr")["taskDefinitionArns"]
+    )
 
 
 def test_documented_event_rolls_out_pinned_version_and_sha(platform: Platform, app: Any) -> None:
@@ -105,7 +110,9 @@ def test_same_event_delivered_twice_deploys_once(platform: Platform, app: Any) -
     assert len(platform.notifications()) == 1
 
 
-def test_redelivery_after_idempotency_expiry_is_skipped_as_already_deployed(platform: Platform, app: Any) -> None:
+def test_redelivery_after_idempotency_expiry_is_skipped_as_already_deployed(
+    platform: Platform, app: Any
+) -> None:
     uploaded = put_model(platform, "models/asr.pt")
     event = object_created("models/asr.pt", uploaded["version_id"])
     app.lambda_handler(event, FakeContext())
@@ -124,8 +131,12 @@ def test_redelivery_after_idempotency_expiry_is_skipped_as_already_deployed(plat
 def test_older_event_arriving_late_never_overrides_newer(platform: Platform, app: Any) -> None:
     old = put_model(platform, "models/asr.pt", b"old" * 1000)
     new = put_model(platform, "models/asr.pt", b"new" * 1000)
-    newer = app.lambda_handler(object_created("models/asr.pt", new["version_id"], "0062A1B2C3D4E5F601"), FakeContext())
-    late = app.lambda_handler(object_created("models/asr.pt", old["version_id"], "0062A1B2C3D4E5F600"), FakeContext())
+    newer = app.lambda_handler(
+        object_created("models/asr.pt", new["version_id"], "0062A1B2C3D4E5F601"), FakeContext()
+    )
+    late = app.lambda_handler(
+        object_created("models/asr.pt", old["version_id"], "0062A1B2C3D4E5F600"), FakeContext()
+    )
 
     assert newer["status"] == "started"
     assert (late["status"], late["reason"]) == ("skipped", "older_than_deployed")
@@ -149,7 +160,9 @@ def test_moto_constant_sequencer_falls_back_to_last_modified(platform: Platform,
 
 
 @pytest.mark.parametrize("key", ["other/asr.pt", "models/notes.txt", "models/", "modelsx/asr.pt", "asr.pt"])
-def test_keys_outside_prefix_or_without_checkpoint_suffix_are_ignored(platform: Platform, app: Any, key: str) -> None:
+def test_keys_outside_prefix_or_without_checkpoint_suffix_are_ignored(
+    platform: Platform, app: Any, key: str
+) -> None:
     result = app.lambda_handler(object_created(key, "v1"), FakeContext())
     assert result["status"] == "ignored"
     assert revision_count(platform) == 1
@@ -159,11 +172,18 @@ def test_keys_outside_prefix_or_without_checkpoint_suffix_are_ignored(platform: 
 def test_documented_event_verbatim_is_ignored_for_its_foreign_key(platform: Platform, app: Any) -> None:
     # "example-key" in "amzn-s3-demo-bucket1" straight from the S3 docs: parsed, then ignored.
     result = app.lambda_handler(documented_event("s3_object_created"), FakeContext())
-    assert result == {"status": "ignored", "reason": "not_a_model_key", "bucket": "amzn-s3-demo-bucket1", "key": "example-key"}
+    assert result == {
+        "status": "ignored",
+        "reason": "not_a_model_key",
+        "bucket": "amzn-s3-demo-bucket1",
+        "key": "example-key",
+    }
 
 
 def test_unversioned_bucket_is_a_clear_error(platform: Platform, app: Any) -> None:
-    platform.clients.s3.put_object(Bucket=BUCKET, Key="models/asr.pt", Body=b"x" * 4000, Metadata={"sha256": "0" * 64})
+    platform.clients.s3.put_object(
+        Bucket=BUCKET, Key="models/asr.pt", Body=b"x" * 4000, Metadata={"sha256": "0" * 64}
+    )
     with pytest.raises(VersioningRequiredError, match="Enable versioning"):
         app.lambda_handler(object_created("models/asr.pt", None), FakeContext())
     with pytest.raises(VersioningRequiredError):
@@ -209,10 +229,18 @@ def test_moto_s3_eventbridge_delivery_rolls_out(platform: Platform, app: Any) ->
 
     events, sqs = boto3.client("events", region_name="us-east-1"), platform.sqs
     queue = sqs.create_queue(QueueName="model-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     events.put_rule(
         Name="model-uploaded",
-        EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": {"bucket": {"name": [BUCKET]}}}),
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [BUCKET]}},
+            }
+        ),
     )
     events.put_targets(Rule="model-uploaded", Targets=[{"Id": "q", "Arn": queue_arn}])
     platform.clients.s3.put_bucket_notification_configuration(
@@ -247,8 +275,8 @@ def test_rollout_in_progress_is_superseded_and_reported(platform: Platform) -> N
     import boto3
 
     uploaded = put_model(platform, "models/asr.pt")
-    current = {
-        "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/ezspeech-test-asr:7",
+    current: dict[str, Any] = {
+        "taskDefinitionArn": TD_ARN + "7",
         "family": "ezspeech-test-asr",
         "revision": 7,
         "status": "ACTIVE",
@@ -258,14 +286,30 @@ def test_rollout_in_progress_is_superseded_and_reported(platform: Platform) -> N
         "containerDefinitions": [{"name": CONTAINER, "image": "asr:v1", "environment": []}],
     }
     deployments = [
-        {"id": "ecs-svc/2", "status": "PRIMARY", "taskDefinition": current["taskDefinitionArn"], "rolloutState": "IN_PROGRESS"},
-        {"id": "ecs-svc/1", "status": "ACTIVE", "taskDefinition": current["taskDefinitionArn"][:-1] + "6", "rolloutState": "COMPLETED"},
+        {
+            "id": "ecs-svc/2",
+            "status": "PRIMARY",
+            "taskDefinition": current["taskDefinitionArn"],
+            "rolloutState": "IN_PROGRESS",
+        },
+        {
+            "id": "ecs-svc/1",
+            "status": "ACTIVE",
+            "taskDefinition": TD_ARN + "6",
+            "rolloutState": "COMPLETED",
+        },
     ]
-    new_arn = current["taskDefinitionArn"][:-1] + "8"
+    new_arn = TD_ARN + "8"
     ecs = boto3.client("ecs", region_name="us-east-1")
     with Stubber(ecs) as stub:
-        stub.add_response("describe_services", _stub_service(deployments, current), {"cluster": CLUSTER, "services": [SERVICE]})
-        stub.add_response("describe_task_definition", {"taskDefinition": current, "tags": [{"key": "team", "value": "asr"}]})
+        stub.add_response(
+            "describe_services",
+            _stub_service(deployments, current),
+            {"cluster": CLUSTER, "services": [SERVICE]},
+        )
+        stub.add_response(
+            "describe_task_definition", {"taskDefinition": current, "tags": [{"key": "team", "value": "asr"}]}
+        )
         expected_uri = f"s3://{BUCKET}/models/asr.pt?versionId={uploaded['version_id']}"
         stub.add_response(
             "register_task_definition",
@@ -287,11 +331,18 @@ def test_rollout_in_progress_is_superseded_and_reported(platform: Platform) -> N
         )
         stub.add_response(
             "update_service",
-            {"service": {"deployments": [{"id": "ecs-svc/3", "status": "PRIMARY", "taskDefinition": new_arn}]}},
+            {
+                "service": {
+                    "deployments": [{"id": "ecs-svc/3", "status": "PRIMARY", "taskDefinition": new_arn}]
+                }
+            },
             {"cluster": CLUSTER, "service": SERVICE, "taskDefinition": new_arn},
         )
         result = roll_out_model(
-            platform.clients.s3, ecs, SETTINGS, ModelRef(BUCKET, "models/asr.pt", uploaded["version_id"], "01")
+            platform.clients.s3,
+            ecs,
+            SETTINGS,
+            ModelRef(BUCKET, "models/asr.pt", uploaded["version_id"], "01"),
         )
         stub.assert_no_pending_responses()
     assert result.status == "started"
@@ -300,12 +351,14 @@ def test_rollout_in_progress_is_superseded_and_reported(platform: Platform) -> N
     assert result.deployment_id == "ecs-svc/3"
 
 
-def test_throttled_ecs_calls_are_retried_until_they_succeed(platform: Platform, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from botocore.awsrequest import AWSResponse
+def test_throttled_ecs_calls_are_retried_until_they_succeed(
+    platform: Platform, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     sleeps: list[float] = []
     monkeypatch.setattr("botocore.endpoint.time.sleep", sleeps.append)
-    throttled = {"left": 2, "calls": 0}
+    throttled: dict[str, int] = {"left": 2, "calls": 0}
 
     def throttle(request: Any, **_: Any) -> AWSResponse | None:
         throttled["calls"] += 1
@@ -313,13 +366,13 @@ def test_throttled_ecs_calls_are_retried_until_they_succeed(platform: Platform, 
             return None  # let moto answer
         throttled["left"] -= 1
         body = json.dumps({"__type": "ThrottlingException", "message": "Rate exceeded"}).encode()
-        return AWSResponse(request.url, 400, {"x-amzn-requestid": "t"}, _Raw(body))
+        return AWSResponse(request.url, 400, HTTPHeaders.from_dict({"x-amzn-requestid": "t"}), _Raw(body))
 
     import boto3
     from ezspeech_common.aws import RETRY_CONFIG
 
     ecs = boto3.client("ecs", region_name="us-east-1", config=RETRY_CONFIG)
-    ecs.meta.events.register_first("before-send.ecs.RegisterTaskDefinition", throttle)
+    ecs.meta.events.register_first("before-send.ecs.RegisterTaskDefinition", throttle)  # type: ignore[arg-type]
     platform.clients.__dict__["ecs"] = ecs
     uploaded = put_model(platform, "models/asr.pt")
 

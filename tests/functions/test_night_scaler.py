@@ -81,7 +81,11 @@ def test_scale_up_with_nothing_saved_applies_safe_defaults_and_says_so(
     platform: Platform, app: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     platform.clients.autoscaling.register_scalable_target(
-        ServiceNamespace="ecs", ResourceId=SCALABLE_RESOURCE, ScalableDimension=DESIRED, MinCapacity=0, MaxCapacity=0
+        ServiceNamespace="ecs",
+        ResourceId=SCALABLE_RESOURCE,
+        ScalableDimension=DESIRED,
+        MinCapacity=0,
+        MaxCapacity=0,
     )
     platform.clients.ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=0)
     platform.clients.ssm.put_parameter(Name=CAPACITY_PARAMETER, Value='{"state": "unset"}', Type="String")
@@ -102,7 +106,11 @@ def test_defaults_never_shrink_a_running_service(platform: Platform, app: Any) -
 
 def test_scale_down_at_night_capacity_saves_nothing(platform: Platform, app: Any) -> None:
     platform.clients.autoscaling.register_scalable_target(
-        ServiceNamespace="ecs", ResourceId=SCALABLE_RESOURCE, ScalableDimension=DESIRED, MinCapacity=0, MaxCapacity=0
+        ServiceNamespace="ecs",
+        ResourceId=SCALABLE_RESOURCE,
+        ScalableDimension=DESIRED,
+        MinCapacity=0,
+        MaxCapacity=0,
     )
     result = app.lambda_handler({"action": "scale_down"}, FakeContext())
     assert result["status"] == "already_at_night_capacity"

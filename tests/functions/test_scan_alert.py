@@ -37,12 +37,21 @@ def pushed_and_scanned(platform: Platform, tag: str = "v1") -> dict[str, Any]:
     """Push an image to moto's ECR and scan it; returns DescribeImageScanFindings."""
     ecr = platform.clients.ecr
     ecr.create_repository(repositoryName=REPOSITORY)
-    config = {"digest": "sha256:" + "c" * 64, "size": 2, "mediaType": "application/vnd.docker.container.image.v1+json"}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": config, "layers": []}
+    config = {
+        "digest": "sha256:" + "c" * 64,
+        "size": 2,
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": config,
+        "layers": [],
+    }
     ecr.put_image(repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag=tag)
     digest = ecr.describe_images(repositoryName=REPOSITORY)["imageDetails"][0]["imageDigest"]
     ecr.start_image_scan(repositoryName=REPOSITORY, imageId={"imageDigest": digest})
-    return ecr.describe_image_scan_findings(repositoryName=REPOSITORY, imageId={"imageDigest": digest})
+    return dict(ecr.describe_image_scan_findings(repositoryName=REPOSITORY, imageId={"imageDigest": digest}))
 
 
 def ecr_scan_event(findings: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +67,9 @@ def ecr_scan_event(findings: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def finding_event(digest: str, finding_id: str, severity: str = "HIGH", repository: str = REPOSITORY) -> dict[str, Any]:
+def finding_event(
+    digest: str, finding_id: str, severity: str = "HIGH", repository: str = REPOSITORY
+) -> dict[str, Any]:
     event = documented_event("inspector2_finding")
     detail = event["detail"]
     detail["findingArn"] = f"arn:aws:inspector2:{REGION}:{ACCOUNT}:finding/{finding_id}"
@@ -109,7 +120,9 @@ def test_inspector_finding_stream_and_scan_event_make_one_alert(platform: Platfo
     for finding_id in ("f1", "f2", "f3"):
         app.lambda_handler(finding_event(digest, finding_id), FakeContext())
     scan = documented_event("inspector2_scan")
-    scan["detail"].update({"repository-name": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY}", "image-digest": digest})
+    scan["detail"].update(
+        {"repository-name": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY}", "image-digest": digest}
+    )
     result = app.lambda_handler(scan, FakeContext())
 
     assert result["duplicate"] is True
@@ -145,7 +158,11 @@ def test_below_threshold_publishes_nothing_and_counts_a_metric(
 
 def test_non_image_and_incomplete_scans_are_ignored(platform: Platform, app: Any) -> None:
     ec2 = documented_event("inspector2_scan")
-    ec2["detail"] = {"scan-status": "INITIAL_SCAN_COMPLETE", "finding-severity-counts": {"CRITICAL": 1}, "instance-id": "i-0"}
+    ec2["detail"] = {
+        "scan-status": "INITIAL_SCAN_COMPLETE",
+        "finding-severity-counts": {"CRITICAL": 1},
+        "instance-id": "i-0",
+    }
     assert app.lambda_handler(ec2, FakeContext()) == {"status": "not_an_image"}
     failed = documented_event("ecr_image_scan")
     failed["detail"]["scan-status"] = "FAILED"
@@ -159,7 +176,13 @@ def test_digest_the_service_runs_is_escalated(platform: Platform, app: Any) -> N
     ecs = platform.clients.ecs
     pinned = ecs.register_task_definition(
         family="ezspeech-test-asr",
-        containerDefinitions=[{"name": CONTAINER, "memory": 512, "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}@{digest}"}],
+        containerDefinitions=[
+            {
+                "name": CONTAINER,
+                "memory": 512,
+                "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}@{digest}",
+            }
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=pinned)
 

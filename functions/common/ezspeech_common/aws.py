@@ -57,31 +57,31 @@ class AwsClients:
 
     @cached_property
     def s3(self) -> S3Client:
-        return self._client("s3")  # type: ignore[no-any-return]
+        return self._client("s3")
 
     @cached_property
     def ecs(self) -> ECSClient:
-        return self._client("ecs")  # type: ignore[no-any-return]
+        return self._client("ecs")
 
     @cached_property
     def sns(self) -> SNSClient:
-        return self._client("sns")  # type: ignore[no-any-return]
+        return self._client("sns")
 
     @cached_property
     def ssm(self) -> SSMClient:
-        return self._client("ssm")  # type: ignore[no-any-return]
+        return self._client("ssm")
 
     @cached_property
     def ecr(self) -> ECRClient:
-        return self._client("ecr")  # type: ignore[no-any-return]
+        return self._client("ecr")
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:
-        return self._client("dynamodb")  # type: ignore[no-any-return]
+        return self._client("dynamodb")
 
     @cached_property
     def autoscaling(self) -> ApplicationAutoScalingClient:
-        return self._client("application-autoscaling")  # type: ignore[no-any-return]
+        return self._client("application-autoscaling")
 
 
 _CLIENT_ATTRIBUTES = {"s3", "ecs", "sns", "ssm", "ecr", "dynamodb", "autoscaling"}

@@ -27,7 +27,11 @@ class RevisionModel:
     @property
     def label(self) -> str:
         revision = self.task_definition_arn.rsplit("/", 1)[-1] or "unknown revision"
-        model = f"{self.model_uri.split('?', 1)[0]} version {self.model_version}" if self.model_uri else "no pinned model"
+        model = (
+            f"{self.model_uri.split('?', 1)[0]} version {self.model_version}"
+            if self.model_uri
+            else "no pinned model"
+        )
         return f"{revision} ({model})"
 
 
@@ -64,10 +68,14 @@ def revision_model(ecs: ECSClient, arn: str, container_name: str) -> RevisionMod
     return RevisionModel(arn, pin.uri, pin.version_id or tags.get("ezspeech:model-version", ""), pin.sha256)
 
 
-def report_deployment(ecs: ECSClient, event: DeploymentStateChangeEvent, container_name: str) -> DeploymentReport:
+def report_deployment(
+    ecs: ECSClient, event: DeploymentStateChangeEvent, container_name: str
+) -> DeploymentReport:
     cluster, service_name = cluster_and_service(event.service_arn)
     detail = event.detail
-    report = DeploymentReport("ignored", cluster, service_name, detail.deployment_id, detail.reason, None, None)
+    report = DeploymentReport(
+        "ignored", cluster, service_name, detail.deployment_id, detail.reason, None, None
+    )
     if detail.event_name not in (FAILED, COMPLETED):
         return report
     service = describe_service(ecs, cluster, service_name)
@@ -106,5 +114,7 @@ def report_text(report: DeploymentReport) -> tuple[str, list[str]]:
             f"service now:   {now}",
         ]
         if report.outcome == "failed":
-            lines.append("No rollback detected: check the service; `make rollback-model` restores the previous model.")
+            lines.append(
+                "No rollback detected: check the service; `make rollback-model` restores the previous model."
+            )
     return subject, lines

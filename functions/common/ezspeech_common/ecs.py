@@ -98,7 +98,8 @@ def registerable(ecs: ECSClient, task_definition: dict[str, Any]) -> dict[str, A
     so read-only fields (ARN, revision, status, registeredAt, requiresAttributes, ...) drop out
     and fields added to ECS later are copied without a code change.
     """
-    accepted = set(ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape.members)
+    shape = ecs.meta.service_model.operation_model("RegisterTaskDefinition").input_shape
+    accepted = set(shape.members) if shape is not None else set()
     return {k: v for k, v in task_definition.items() if k in accepted and k != "tags"}
 
 

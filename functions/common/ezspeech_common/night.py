@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ezspeech_common.ecs import describe_service, rollout_in_progress
 from ezspeech_common.errors import ConfigurationError, ScalableTargetNotFoundError
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_ssm import SSMClient
 
-DESIRED_COUNT = "ecs:service:DesiredCount"
+DESIRED_COUNT: Final = "ecs:service:DesiredCount"
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,13 @@ class NightSettings:
 
     def __post_init__(self) -> None:
         if not 0 <= self.night_min <= self.night_max:
-            raise ConfigurationError(f"night capacity needs 0 <= min <= max, got {self.night_min}/{self.night_max}")
+            raise ConfigurationError(
+                f"night capacity needs 0 <= min <= max, got {self.night_min}/{self.night_max}"
+            )
         if not 0 <= self.default_min <= self.default_max or self.default_max < 1:
             raise ConfigurationError(
-                f"default capacity needs 0 <= min <= max and max >= 1, got {self.default_min}/{self.default_max}"
+                "default capacity needs 0 <= min <= max and max >= 1, "
+                f"got {self.default_min}/{self.default_max}"
             )
 
     @property
@@ -101,7 +104,9 @@ def current_capacity(aas: ApplicationAutoScalingClient, ecs: ECSClient, settings
             f"no Application Auto Scaling target for {settings.resource_id} (Terraform registers it)"
         )
     service = describe_service(ecs, settings.cluster, settings.service)
-    return Capacity(int(targets[0]["MinCapacity"]), int(targets[0]["MaxCapacity"]), int(service["desiredCount"]))
+    return Capacity(
+        int(targets[0]["MinCapacity"]), int(targets[0]["MaxCapacity"]), int(service["desiredCount"])
+    )
 
 
 def apply_capacity(
@@ -123,14 +128,22 @@ def scale_down(
 ) -> NightResult:
     now = datetime.now(UTC).isoformat()
     before = current_capacity(aas, ecs, settings)
-    night = Capacity(settings.night_min, settings.night_max, min(max(before.desired, settings.night_min), settings.night_max))
+    night = Capacity(
+        settings.night_min,
+        settings.night_max,
+        min(max(before.desired, settings.night_min), settings.night_max),
+    )
     state = read_state(ssm, settings.parameter)
     if state is not None and state["state"] == "night":
         if before != night:
             apply_capacity(aas, ecs, settings, night)
-        return NightResult("scale_down", "already_down", before, night, "day capacity was saved earlier; kept")
+        return NightResult(
+            "scale_down", "already_down", before, night, "day capacity was saved earlier; kept"
+        )
     if rollout_in_progress(describe_service(ecs, settings.cluster, settings.service)):
-        return NightResult("scale_down", "deferred", before, before, "a rollout is in progress; not interrupted")
+        return NightResult(
+            "scale_down", "deferred", before, before, "a rollout is in progress; not interrupted"
+        )
     if (before.min, before.max) == (night.min, night.max):
         # Saving night values as "day" would keep the service down tomorrow: nothing to save.
         if before != night:

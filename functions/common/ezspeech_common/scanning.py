@@ -98,7 +98,9 @@ class Alert:
         return cls(**fields)
 
 
-def image_scan_from_event(event: EcrImageScanEvent | InspectorScanEvent | InspectorFindingEvent) -> ImageScan | None:
+def image_scan_from_event(
+    event: EcrImageScanEvent | InspectorScanEvent | InspectorFindingEvent,
+) -> ImageScan | None:
     """Normalise a scan event; None when it is not about an ECR image (e.g. an EC2 scan)."""
     time = event.time.isoformat()
     if isinstance(event, InspectorFindingEvent):
@@ -109,7 +111,9 @@ def image_scan_from_event(event: EcrImageScanEvent | InspectorScanEvent | Inspec
         finding = Finding(
             name=event.detail.title or (details.vulnerability_id if details else event.detail.finding_arn),
             severity=event.detail.severity.upper(),
-            link=_first_link(details.source_url if details else "", details.reference_urls if details else []),
+            link=_first_link(
+                details.source_url if details else "", details.reference_urls if details else []
+            ),
             score=event.detail.inspector_score or 0.0,
         )
         return ImageScan(
@@ -169,8 +173,8 @@ def add_scan_findings(ecr: ECRClient, scan: ImageScan, max_pages: int = 3) -> Im
         results = page.get("imageScanFindings", {})
         counts = {k.upper(): int(v) for k, v in results.get("findingSeverityCounts", {}).items()} or counts
         completed = completed or _iso(results.get("imageScanCompletedAt"))
-        findings.extend(_basic_finding(f) for f in results.get("findings", []))
-        findings.extend(_enhanced_finding(f) for f in results.get("enhancedFindings", []))
+        findings.extend(_basic_finding(dict(f)) for f in results.get("findings", []))
+        findings.extend(_enhanced_finding(dict(f)) for f in results.get("enhancedFindings", []))
         token = page.get("nextToken", "")
         if not token:
             break
@@ -191,10 +195,14 @@ def running_digests(ecs: ECSClient, cluster: str, service: str) -> set[str] | No
         return None
     digests: set[str] = set()
     try:
-        arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING").get("taskArns", [])
+        arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING").get(
+            "taskArns", []
+        )
         for start in range(0, len(arns), 100):
             tasks = ecs.describe_tasks(cluster=cluster, tasks=arns[start : start + 100]).get("tasks", [])
-            digests.update(c["imageDigest"] for t in tasks for c in t.get("containers", []) if c.get("imageDigest"))
+            digests.update(
+                c["imageDigest"] for t in tasks for c in t.get("containers", []) if c.get("imageDigest")
+            )
         described = ecs.describe_services(cluster=cluster, services=[service]).get("services", [])
         for svc in described:
             definition = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
@@ -244,14 +252,16 @@ def build_alert(scan: ImageScan, settings: ScanSettings, running: set[str] | Non
 def alert_text(alert: Alert) -> tuple[str, list[str]]:
     """Subject and readable lines of an alert."""
     short = alert.digest.split(":", 1)[-1][:12]
-    running = {True: "YES - the service runs this image now", False: "no", None: "unknown"}[alert.running_in_service]
+    running = {True: "YES - the service runs this image now", False: "no", None: "unknown"}[
+        alert.running_in_service
+    ]
     prefix = "[ezspeech][ESCALATED]" if alert.escalated else "[ezspeech]"
     subject = (
-        f"{prefix} {alert.at_or_above_threshold} {alert.threshold}+ findings in "
-        f"{alert.repository}@{short}"
+        f"{prefix} {alert.at_or_above_threshold} {alert.threshold}+ findings in {alert.repository}@{short}"
     )
     lines = [
-        f"Image scan ({alert.source}) found {alert.at_or_above_threshold} findings at or above {alert.threshold}.",
+        f"Image scan ({alert.source}) found {alert.at_or_above_threshold} findings "
+        f"at or above {alert.threshold}.",
         f"repository: {alert.repository}",
         f"digest:     {alert.digest}",
         f"tags:       {', '.join(alert.tags) or '-'}",
