@@ -29,7 +29,14 @@ from demo.resources import (
     Stack,
     StackNames,
 )
-from demo.task import LocalTask, StopReport, Transcription, container_environment, transcribe
+from demo.task import (
+    BackgroundStream,
+    LocalTask,
+    StopReport,
+    Transcription,
+    container_environment,
+    transcribe,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODEL_KEY = f"{MODEL_KEY_PREFIX}asr/demo.pt"
@@ -77,6 +84,7 @@ class DemoResult:
     event_was_delivered_by_moto: bool = False
     duplicate_event_deployed_once: bool = False
     old_task_stop: StopReport | None = None
+    live_stream_final: str = ""
     corrupt_task_exit_code: int | None = None
     corrupt_task_log: list[str] = field(default_factory=list)
     serving_after_corrupt_rollout: bool = False
@@ -114,6 +122,7 @@ class DemoRun:
         self.tasks: list[LocalTask] = []
         self.serving: LocalTask | None = None
         self.last_event: dict[str, Any] = {}
+        self.streams: list[BackgroundStream] = []
         self._cleanup = ExitStack()
 
     # ------------------------------------------------------------------ plumbing
@@ -137,6 +146,8 @@ class DemoRun:
         return self.aws
 
     def close(self) -> None:
+        for stream in self.streams:
+            stream.kill()
         for task in self.tasks:
             task.kill()
         self.moto.stop()
@@ -247,6 +258,11 @@ class DemoRun:
         task = LocalTask(label, env, self.platform_env, self.work_dir / f"task-{label}")
         self.tasks.append(task)
         return task.start()
+
+    def open_stream(self, task: LocalTask, clip: Path) -> BackgroundStream:
+        stream = BackgroundStream(task.ws_url, clip, _inherited_env())
+        self.streams.append(stream)
+        return stream
 
     def transcribe(self, task: LocalTask) -> Transcription:
         return transcribe(task.ws_url, self.result.clip, _inherited_env())

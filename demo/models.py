@@ -75,6 +75,7 @@ def prepare_inputs(work_dir: Path) -> DemoInputs:
     data = second.read_bytes()
     corrupt.write_bytes(data[: len(data) // 2])
     clip, reference = pick_clip()
+    live_clip = max(sorted(CLIPS_DIR.glob("*.wav")), key=lambda wav: wav.stat().st_size)
     return DemoInputs(
         first_model=first,
         second_model=second,
@@ -83,4 +84,5 @@ def prepare_inputs(work_dir: Path) -> DemoInputs:
         corrupt_model=corrupt,
         clip=clip,
         reference_text=reference,
+        live_clip=live_clip,
     )

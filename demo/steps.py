@@ -31,6 +31,8 @@ class DemoInputs:
     corrupt_model: Path
     clip: Path
     reference_text: str
+    #: A longer clip a "live user" streams at real-time pace while the old task drains.
+    live_clip: Path
 
 
 def _rollout(run: DemoRun, label: str, model: ModelVersion, upload_started: float) -> str:
@@ -193,10 +195,20 @@ def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
     ready_s = new.wait_ready()
     result.timings["task start → ready (v2)"] = ready_s
     say.fact("new task ready after", f"{ready_s:.1f} s (pid {new.pid})")
+    live = run.open_stream(old, inputs.live_clip)
+    deadline = time.monotonic() + 30
+    while old.active_sessions() < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # let some audio flow, so the session has something to finalise
+    say.say(f"A user is streaming {inputs.live_clip.name} to the old task at real-time pace; now SIGTERM:")
     stop = old.stop()
     result.old_task_stop = stop
-    say.fact("old task (v1) SIGTERM", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
+    code, final, notes = live.finish()
+    result.live_stream_final = final
+    say.fact("old task (v1)", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
     say.block(_drain_lines(old), prefix="       old task log │ ")
+    say.fact("the live user's client", f'exit {code}, final text so far: "{final}"')
+    say.block(notes[-1:], prefix="       client │ ")
     run.serving = new
     text = run.transcribe(new).text
     result.transcripts["v2"] = text

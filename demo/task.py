@@ -119,6 +119,21 @@ class LocalTask:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
 
+    def active_sessions(self) -> int:
+        """Open WebSocket sessions, from the Prometheus text on /metrics (``asr_sessions_active``)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.health_port}/metrics", headers={"Accept": "text/plain"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as reply:  # noqa: S310 - http://127.0.0.1
+                text = reply.read().decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return 0
+        for line in text.splitlines():
+            if line.startswith("asr_sessions_active "):
+                return int(float(line.split()[1]))
+        return 0
+
     def is_ready(self) -> bool:
         return self._ready_status() == 200
 
@@ -217,3 +232,35 @@ def transcribe(ws_url: str, audio_file: Path, env: dict[str, str], timeout_s: fl
         )
     lines = completed.stdout.decode(errors="replace").strip().splitlines()
     return Transcription(text=lines[-1].strip() if lines else "", seconds=time.monotonic() - started)
+
+
+class BackgroundStream:
+    """The real client streaming a file at real-time pace in the background (a live user)."""
+
+    def __init__(self, ws_url: str, audio_file: Path, env: dict[str, str]) -> None:
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "asr_service.client", "--server", ws_url, "--audio-file", str(audio_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=REPO_ROOT,
+        )
+
+    def finish(self, timeout_s: float = 60) -> tuple[int, str, list[str]]:
+        """(exit code, final transcript = last stdout line, the client's last stderr lines)."""
+        try:
+            out, err = self._process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            out, err = self._process.communicate()
+        lines = out.decode(errors="replace").strip().splitlines()
+        return (
+            int(self._process.returncode),
+            lines[-1].strip() if lines else "",
+            err.decode(errors="replace").strip().splitlines()[-2:],
+        )
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
