@@ -13,9 +13,9 @@ so a stream decoded alone or inside a batch sees exactly the same computation.
 Seam for other decoding schemes: how a chunk turns into text is a :class:`DecodeStrategy`
 (``StreamingDecodeStrategy`` for ``model.streaming`` models). A full-context model (EzSpeech,
 ``streaming = False``) needs a strategy that re-decodes the audio so far; it plugs in through
-:func:`register_strategy` (``asr_service/fullcontext.py``). Until one is registered such a
-model is refused with :class:`UnsupportedModelError`. The strategy's ``name`` is reported in
-``/metrics`` (``decode_strategy``).
+:func:`register_strategy` (``asr_service/fullcontext.py`` registers one on import, see the end of
+this module). With none registered such a model is refused with :class:`UnsupportedModelError`.
+The strategy's ``name`` is reported in ``/metrics`` (``decode_strategy``).
 """
 
 from __future__ import annotations

@@ -147,3 +147,31 @@ def test_a_client_sending_faster_than_the_engine_is_held_to_the_backlog_bound(st
     assert code == 1000
     assert events[-1]["text"] == " ".join("abcdefgh")  # nothing dropped
     assert 0.2 < peak <= 0.3 + 0.05  # the bound plus at most one message
+
+
+def test_a_peer_that_stops_answering_pings_is_disconnected(start_server):
+    import base64
+    import os
+    import socket
+
+    pinging = start_server(ping_interval_s=0.2, ping_timeout_s=0.2)
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", pinging.server.ws_port), timeout=5) as raw:
+        raw.sendall(
+            (
+                f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        # Read (and never answer) until the server gives up on us and closes the TCP connection.
+        received = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            chunk = raw.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        else:
+            raise AssertionError("the server kept a silent peer open")
+    assert b"101 Switching Protocols" in received
+    wait_until(lambda: not pinging.server.sessions)
