@@ -64,7 +64,9 @@ def infer_hparams(state: Mapping[str, torch.Tensor], encoder_config: Mapping[str
         # conv.0 + ReLU, then (depthwise, pointwise, ReLU) per further halving
         subsampling_factor=2 ** (max(conv_ids) // 3 + 1),
         subsampling_conv_channels=channels,
-        xscaling=bool(encoder_config.get("xscaling", False)),
+        # EzSpeech's encoder scales by sqrt(d_model) unless told not to (ctc_sc says xscaling:
+        # false); with no config at all, assume the ctc_sc file the converter is meant for.
+        xscaling=bool(encoder_config.get("xscaling", True)) if encoder_config else False,
     )
     _cross_check(hparams, encoder_config)
     return hparams

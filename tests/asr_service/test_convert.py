@@ -194,3 +194,12 @@ def test_not_a_checkpoint_gets_a_clear_error(tmp_path: Path, files: dict[str, Pa
         ConversionError, match=r"not a readable PyTorch checkpoint|expected a checkpoint dict"
     ):
         _convert(tmp_path, files, junk)
+
+
+def test_xscaling_follows_the_config_and_its_code_default(tmp_path: Path, files: dict[str, Path]) -> None:
+    config = fakes.ctc_sc_config()
+    del config["encoder"]["xscaling"]  # EzSpeech's encoder then scales by sqrt(d_model)
+    out = _convert(tmp_path, files, fakes.write_lightning_ckpt(tmp_path / "last.ckpt", config=config))
+    assert load_checkpoint(out).hparams["xscaling"] is True
+    out = _convert(tmp_path / "b", files, fakes.write_lightning_ckpt(tmp_path / "b.ckpt"))
+    assert load_checkpoint(out).hparams["xscaling"] is False  # ctc_sc: xscaling: false
