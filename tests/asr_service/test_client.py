@@ -116,3 +116,52 @@ def test_unreadable_audio_file_is_a_clear_error(server, tmp_path, capsys):
     bad.write_bytes(b"hello")
     assert main(["--server", server.url, "--audio-file", str(bad)]) == 2
     assert "cannot read audio file" in capsys.readouterr().err
+
+
+class _FakeSoundDevice:
+    """Stands in for the optional sounddevice package: a 'microphone' that plays a clip."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio
+
+    def RawInputStream(self, samplerate, channels, dtype, blocksize, callback):  # noqa: N802 - its API
+        import contextlib
+        import threading
+
+        from asr_service.audio import encode_pcm16
+
+        pcm = encode_pcm16(self.audio)
+        stop = threading.Event()
+
+        def play():
+            for offset in range(0, len(pcm), blocksize * 2):
+                if stop.wait(blocksize / samplerate):
+                    return
+                callback(pcm[offset : offset + blocksize * 2], blocksize, None, None)
+
+        @contextlib.contextmanager
+        def stream():
+            player = threading.Thread(target=play)
+            player.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                player.join()
+
+        return stream()
+
+
+def test_microphone_mode_streams_until_ctrl_c_then_prints_the_transcript(server, capsys, monkeypatch):
+    import os
+    import signal
+    import threading
+
+    from tests.asr_service.fakes import silence
+
+    monkeypatch.setitem(
+        sys.modules, "sounddevice", _FakeSoundDevice(np.concatenate([word_audio("ce"), silence(5)]))
+    )
+    threading.Timer(1.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    assert main(["--server", server.url, "--mode", "microphone"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "c e"
