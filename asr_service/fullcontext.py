@@ -256,7 +256,11 @@ class FullContextStrategy:
                 raise TypeError("FullContextStrategy got a decoder it did not create")
             valid = item.audio.numel() if item.valid_samples is None else item.valid_samples
             decoder.append(item.audio[:valid].float().cpu())
-            if self.is_due(decoder, last=item.total_frames is not None):
+            # total_frames is set on every step once the client said eof, but only the step that
+            # completes the audio is the last: a file sent at once must not be re-decoded per chunk.
+            received = decoder.window_start + decoder.window_samples
+            last = item.total_frames is not None and self.model.num_frames(received) >= item.total_frames
+            if self.is_due(decoder, last=last):
                 due.append(decoder)
         if due:
             self.decode(due)

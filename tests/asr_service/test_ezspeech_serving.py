@@ -225,3 +225,12 @@ def test_server_streams_a_converted_ezspeech_model_like_offline_transcription(
 
     status, _headers, body = http_get(server.health_port, "/metrics")
     assert status == 200 and json.loads(body)["decode_strategy"] == STRATEGY_NAME
+
+
+def test_audio_sent_at_once_is_not_re_decoded_chunk_by_chunk_after_eof(make_engine) -> None:
+    model = RegionModel()
+    audio = regions(*[(0.4, 0.16)] * 8)  # 4.5 s, 28 chunks, all queued before the worker gets to them
+    settings = FullContextSettings(cost_factor=1e6)  # after one decode, wait for more audio than exists
+    collector = run(make_engine(model, settings, endpoint_silence_s=10.0), audio, piece=audio.size)
+    assert collector.finals() == [whole_decode(model, audio)]
+    assert len(model.calls) <= 1 + 2 + 1  # first chunk, at most one before eof landed, the last, whole_decode
