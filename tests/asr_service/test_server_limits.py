@@ -175,3 +175,19 @@ def test_a_peer_that_stops_answering_pings_is_disconnected(start_server):
             raise AssertionError("the server kept a silent peer open")
     assert b"101 Switching Protocols" in received
     wait_until(lambda: not pinging.server.sessions)
+
+
+def test_a_handshake_that_races_past_the_503_check_is_closed_1013(start_server, monkeypatch):
+    from asr_service.server import AsrServer
+
+    # Let every handshake through, as two arriving at the same instant would be.
+    monkeypatch.setattr(AsrServer, "_process_request", lambda self, connection, request: None)
+    limited = start_server(max_sessions=1)
+    with connect(limited.url) as first:
+        recv_event(first)
+        with connect(limited.url) as second:
+            events = recv_all(second)
+            assert second.close_code == 1013
+    assert events == [
+        {"type": "error", "code": "overloaded", "message": "too many concurrent sessions", "close_code": 1013}
+    ]
