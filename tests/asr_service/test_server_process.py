@@ -77,7 +77,10 @@ def test_sigterm_drains_streams_in_flight_and_exits_zero(checkpoint):
         rest = [json.loads(line) for line in process.stdout.read().splitlines() if line.startswith("{")]
         drained = next(line for line in rest if line.get("event") == "drain_finished")
         assert drained["drained_sessions"] == 1 and drained["forced_sessions"] == 0
-        assert sum(1 for line in rest if line.get("event") == "session_summary") == 1
+        (summary,) = [line for line in rest if line.get("event") == "session_summary"]
+        assert summary["close_code"] == 1001 and summary["protocol"] == "native"
+        assert len(summary["session_id"]) == 16 and summary["peer"].startswith("127.0.0.1:")
+        assert summary["audio_seconds"] == 1.0 and summary["segments"] == 1
     finally:
         process.kill()
         process.wait()
