@@ -79,7 +79,8 @@ class ConvCTCHead(nn.Module):
 
     def forward(self, encodings: torch.Tensor) -> torch.Tensor:
         logits = self.decoder_layers(encodings.transpose(1, 2)).transpose(1, 2)
-        return logits.log_softmax(dim=-1)
+        # In float32 even for a half-precision model: posteriors feed confidences and endpointing.
+        return logits.float().log_softmax(dim=-1)
 
 
 class EzSpeechCTC(nn.Module):
@@ -132,7 +133,7 @@ class EzSpeechCTC(nn.Module):
             )
         features, frame_lengths = self.preprocessor.featurizer(audio, lengths)
         encodings, out_lengths = self.encoder(features.to(self._dtype()), frame_lengths)
-        return self.ctc_decoder(encodings).float(), out_lengths
+        return self.ctc_decoder(encodings), out_lengths
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.forward_full(audio, lengths)
