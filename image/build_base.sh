@@ -95,5 +95,8 @@ tar --numeric-owner -C "$ROOTFS" -c . | podman import \
 	--change 'CMD ["python3"]' \
 	--message "debootstrap bookworm + Debian python3.11 (stand-in for python:3.11-slim-bookworm)" \
 	- "$IMAGE" >&2
+# Older tags were built by older versions of this script: drop them so they do not pile up.
+podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/ezspeech-base:' | grep -vxF "$IMAGE" |
+	xargs -r podman rmi >&2 || true
 log "built in $(($(date +%s) - start)) s, size $(podman image inspect --format '{{.Size}}' "$IMAGE") bytes"
 echo "$IMAGE"

@@ -12,7 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-MODULES = ["torch", "numpy", "soundfile", "websockets", "uvloop", "structlog", "asr_service"]
+MODULES = [
+    "torch", "torchaudio", "numpy", "soundfile", "websockets", "uvloop", "structlog", "boto3",
+    "asr_service", "asr_service.server",
+]  # fmt: skip
 MAX_LISTED = 10
 
 
@@ -46,19 +49,14 @@ def main() -> int:
             failures.append(f"import {module}: {type(error).__name__}: {error}")
     models = []
     if not failures:
-        import torch
+        # The model the server loads when none is configured, loaded the way the server loads it.
+        from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 
-        import asr_service
-
-        package_dir = Path(asr_service.__file__).parent
-        for checkpoint in sorted(package_dir.rglob("*.pt")):
-            try:
-                torch.load(checkpoint, map_location="cpu", weights_only=True)
-                models.append(str(checkpoint))
-            except Exception as error:  # the report names whatever went wrong
-                failures.append(f"load {checkpoint}: {type(error).__name__}: {error}")
-        if not models and not failures:
-            failures.append(f"no *.pt model under {package_dir} (the image must ship the demo model)")
+        try:
+            load_checkpoint(DEFAULT_MODEL_PATH)
+            models.append(str(DEFAULT_MODEL_PATH))
+        except Exception as error:  # the report names whatever went wrong
+            failures.append(f"load {DEFAULT_MODEL_PATH}: {type(error).__name__}: {error}")
     count, listed = unreadable_files()
     if count:
         failures.append(f"{count} files/directories on sys.path are unreadable by uid {os.getuid()}")

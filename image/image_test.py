@@ -51,7 +51,11 @@ class Report:
         print(f">> {key}: {value}", flush=True)
 
 
+_current_step = ["(start)"]  # what `main` names when a step fails
+
+
 def step(title: str) -> None:
+    _current_step[0] = title.split(":")[0]
     print(f"\n== {title}", flush=True)
 
 
@@ -156,6 +160,17 @@ def wait_ready(name: str, health_port: int, started: float, timeout: float) -> f
             )
         time.sleep(0.25)
     raise ImageTestError(f"/ready not 200 within {timeout:.0f} s; container output:\n{logs(name)[-3000:]}")
+
+
+def check_healthcheck(name: str, report: Report) -> None:
+    """Run the image's own HEALTHCHECK command once, as Docker/ECS would."""
+    result = podman("healthcheck", "run", name, check=False, timeout=60)
+    if result.returncode != 0:
+        raise ImageTestError(
+            f"the image's HEALTHCHECK fails against a ready server (exit {result.returncode}): "
+            f"{(result.stdout + result.stderr).strip()[-800:]}"
+        )
+    report.add("HEALTHCHECK", "passes against the ready server")
 
 
 def transcribe(ws_port: int, clip: Path, report: Report) -> str:
@@ -283,6 +298,7 @@ def run(args: argparse.Namespace) -> Report:
     step(f"1/8 pre-flight: {args.dockerfile}")
     run_preflight(args.dockerfile, args.context)
     if args.preflight_only:
+        report.add("pre-flight", "no static problems")
         return report
     if args.clip is None or not args.clip.is_file():
         raise ImageTestError(f"no clip to transcribe (--clip {args.clip}); tests/data/clips/*.wav is empty")
@@ -307,6 +323,7 @@ def run(args: argparse.Namespace) -> Report:
         ws_port, health_port = published_port(name, WS_PORT), published_port(name, HEALTH_PORT)
         report.add("published ports", f"ws 127.0.0.1:{ws_port}, http 127.0.0.1:{health_port}")
         report.add("start to ready", f"{wait_ready(name, health_port, started, args.ready_timeout):.1f} s")
+        check_healthcheck(name, report)
         step(f"7/8 transcribe {args.clip} through the published WebSocket port")
         transcribe(ws_port, args.clip, report)
         step("8/8 SIGTERM while a session streams")
@@ -314,7 +331,7 @@ def run(args: argparse.Namespace) -> Report:
         check_drain(outcome, args.stop_timeout, logs(name), report)
     finally:
         (args.log_dir / "container.log").write_text(logs(name))
-        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rm", "-f", "-v", "-t", "0", name, check=False)  # -v: the anonymous VOLUME too
     return report
 
 
@@ -323,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run(args)
     except (ImageTestError, PodmanError) as error:
-        print(f"\nimage-test FAILED: {error}", file=sys.stderr)
+        print(f"\nimage-test FAILED at step {_current_step[0]}: {error}", file=sys.stderr)
         return 1
     print("\nimage-test passed:\n" + "\n".join("  " + line for line in report.lines))
     return 0

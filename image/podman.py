@@ -29,7 +29,8 @@ def podman(*args: str, check: bool = True, timeout: float | None = 600) -> subpr
 
 def build(dockerfile: Path, context: Path, tag: str, build_args: dict[str, str], log: Path) -> int:
     """podman build, streaming its output to log; returns the exit code."""
-    command = ["podman", "build", "--layers", "-f", str(dockerfile), "-t", tag]
+    # Docker image format, as `docker build` makes: the OCI format has no HEALTHCHECK field.
+    command = ["podman", "build", "--layers", "--format", "docker", "-f", str(dockerfile), "-t", tag]
     for key, value in build_args.items():
         command += ["--build-arg", f"{key}={value}"]
     command.append(str(context))

@@ -3,14 +3,14 @@
 # No Docker engine runs on this machine; rootful podman with runc builds the same Dockerfile.
 # The base image comes from image/build_base.sh (debootstrap of Debian bookworm + Python 3.11,
 # cached under a hash of the script), because no registry image can be pulled here.
-.PHONY: image-test image-preflight image-base
+.PHONY: image-test image-test-broken image-preflight image-base
 IMAGE_TEST_APT := podman runc netavark aardvark-dns iptables debootstrap
 IMAGE_APT_STAMP := $(STAMPS)/image-apt-$(shell echo $(IMAGE_TEST_APT) | sha256sum | cut -c1-16)
 DOCKERFILE ?= Dockerfile
 # Extra runner flags, e.g. IMAGE_TEST_ARGS="--clip tests/data/clips/x.wav --stop-timeout 60".
 IMAGE_TEST_ARGS ?=
 # podman reads its settings (runc, ulimits) from here; set for these targets only.
-image-test image-base: export CONTAINERS_CONF := $(CURDIR)/image/containers.conf
+image-test image-test-broken image-base: export CONTAINERS_CONF := $(CURDIR)/image/containers.conf
 
 $(IMAGE_APT_STAMP):
 	@mkdir -p $(STAMPS)
@@ -31,3 +31,6 @@ image-base: $(IMAGE_APT_STAMP) ## Create (or reuse) the local Debian bookworm + 
 
 image-test: venv $(IMAGE_APT_STAMP) ## Build the real Dockerfile with podman here and run it end to end
 	nice -n 10 $(PY) -m image.image_test --dockerfile $(DOCKERFILE) $(IMAGE_TEST_ARGS)
+
+image-test-broken: venv $(IMAGE_APT_STAMP) ## Every tests/infra/broken_dockerfiles/* must make image-test fail as expected
+	nice -n 10 $(PY) -m image.broken_variants
