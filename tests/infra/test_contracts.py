@@ -5,6 +5,7 @@ settings module); the health probes are run for real against the server's health
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import re
 import sys
@@ -274,9 +275,7 @@ def terraform_ssm_names(tf: TerraformConfig) -> set[str]:
 
 
 def sam_ssm_names() -> set[str]:
-    if not TEMPLATE.exists():
-        pytest.skip("template.yaml not written yet (the SAM issue)")
-    template = yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader
+    template = _load_template()
     names = set()
     for name, parameter in template.get("Parameters", {}).items():
         if parameter.get("Type") == "AWS::SSM::Parameter::Value<String>":
@@ -298,16 +297,60 @@ def test_every_ssm_parameter_the_sam_stack_reads_is_written_by_terraform(tf: Ter
     assert not missing, f"SAM reads SSM parameters Terraform never writes: {sorted(missing)}"
 
 
-def test_sam_and_terraform_agree_on_container_name_and_model_prefix(tf: TerraformConfig) -> None:
+def _load_template() -> dict[str, Any]:
     if not TEMPLATE.exists():
         pytest.skip("template.yaml not written yet (the SAM issue)")
-    text = TEMPLATE.read_text()
-    container = re.search(r"CONTAINER_NAME:\s*['\"]?([\w-]+)", text)
-    assert container and container.group(1) == tf.locals["container_name"]
-    prefix = re.search(r"MODEL_KEY_PREFIX:\s*['\"]?([\w/.-]+)", text)
+    template = yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader
+    assert isinstance(template, dict)
+    return template
+
+
+def _function_env_values(template: dict[str, Any], variable: str) -> set[str]:
+    """Values the functions get for ``variable``, with !Ref to a parameter resolved to its default."""
+    values = set()
+    for resource in template["Resources"].values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        env = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if variable in env:
+            value = env[variable]
+            if isinstance(value, dict) and "Ref" in value:
+                value = template["Parameters"][value["Ref"]]["Default"]
+            values.add(str(value))
+    return values
+
+
+def test_sam_and_terraform_agree_on_container_name_and_model_prefix(tf: TerraformConfig) -> None:
+    template = _load_template()
+    assert _function_env_values(template, "CONTAINER_NAME") == {tf.locals["container_name"]}
+    (prefix,) = _function_env_values(template, "MODEL_KEY_PREFIX")
     statements = tf.data["aws_iam_policy_document"]["task"]["statement"]
     readable = {resource for statement in statements for resource in statement["resources"]}
-    assert prefix and f"${{aws_s3_bucket.models.arn}}/{prefix.group(1)}*" in readable
+    assert f"${{aws_s3_bucket.models.arn}}/{prefix}*" in readable
+
+
+def test_rollout_may_pass_the_roles_terraform_creates(tf: TerraformConfig) -> None:
+    """model_rollout registers task definitions naming Terraform's roles; SAM scopes PassRole by name."""
+    template = _load_template()
+    parameter = template["Parameters"].get("TaskRoleNamePattern")
+    if parameter is None:
+        pytest.skip("template.yaml scopes no task-role pattern")
+    name = f"{tf.variables['project']['default']}-dev"
+    for role in ("execution", "task"):
+        role_name = tf.resource("aws_iam_role", role)["name"].replace("${local.name}", name)
+        assert fnmatch.fnmatchcase(role_name, parameter["Default"]), (role_name, parameter["Default"])
+
+
+def test_terraform_and_sam_never_write_the_same_ssm_parameter(tf: TerraformConfig) -> None:
+    template = _load_template()
+    owned_by_sam = set()
+    for resource in template["Resources"].values():
+        if resource.get("Type") == "AWS::SSM::Parameter":
+            name = resource["Properties"]["Name"]
+            text = name["Sub"] if isinstance(name, dict) else name
+            for env in ENVIRONMENTS:
+                owned_by_sam.add(text.replace("${Environment}", env))
+    assert not owned_by_sam & terraform_ssm_names(tf)
 
 
 # ------------------------------------------------------------------------------ demo ⇄ Terraform
