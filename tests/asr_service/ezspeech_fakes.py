@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import sys
 import types
@@ -22,8 +23,8 @@ from asr_service.ezspeech.features import FeatureSettings, FilterbankFeatures
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ezspeech"
 
-#: Pieces of the test tokenizer (the reduced layout's 2048 would need a large corpus).
-TEST_VOCAB = 64
+#: Pieces of the test tokenizer: the reduced layout's CTC head has 2048 + blank outputs.
+TEST_VOCAB = 2048
 
 WORDS = [
     *("the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "speech", "recognition"),
@@ -39,14 +40,23 @@ def sentences(count: int = 48) -> list[str]:
 
 
 def train_tokenizer(path: Path, vocab_size: int = TEST_VOCAB) -> Path:
+    """A real SentencePiece model: BPE over a few dozen sentences for small vocabularies; for
+    EzSpeech's 2048 pieces a word model over ~2600 made-up three-syllable words (a small corpus
+    has too few distinct pieces for BPE to reach that size)."""
     import sentencepiece as spm
 
+    if vocab_size > 256:
+        syllables = ("ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "de", "gu", "ba", "fe", "zo", "hi", "ju")
+        words = ["".join(p) for p in itertools.product(syllables, repeat=3)][: vocab_size + 600]
+        corpus, model_type = [" ".join(words[i : i + 50]) for i in range(0, len(words), 50)], "word"
+    else:
+        corpus, model_type = sentences(), "bpe"
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences()),
+        sentence_iterator=iter(corpus),
         model_writer=model,
         vocab_size=vocab_size,
-        model_type="bpe",
+        model_type=model_type,
         num_threads=1,
         minloglevel=2,
     )
@@ -55,7 +65,8 @@ def train_tokenizer(path: Path, vocab_size: int = TEST_VOCAB) -> Path:
 
 
 def layout(name: str = "state_dict_keys_small.json", vocab_size: int = TEST_VOCAB) -> dict[str, list[int]]:
-    """EzSpeech's key list with the CTC head sized for ``vocab_size`` pieces + blank."""
+    """EzSpeech's key list (with the CTC head sized for ``vocab_size`` pieces + blank: by default
+    exactly the list as it is)."""
     shapes: dict[str, list[int]] = json.loads((DATA / name).read_text())
     head = "ctc_decoder.decoder_layers.0."
     shapes[head + "weight"] = [vocab_size + 1, *shapes[head + "weight"][1:]]

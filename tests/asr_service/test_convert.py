@@ -3,6 +3,7 @@ safe checkpoint format, and the errors a wrong file gets."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -37,6 +38,8 @@ def _convert(tmp_path: Path, files: dict[str, Path], source: Path, **kwargs: boo
 
 def test_lightning_checkpoint_converts_loads_and_transcribes(tmp_path: Path, files: dict[str, Path]) -> None:
     state = fakes.random_state_dict(fakes.layout(), seed=3)
+    exact = json.loads((fakes.DATA / "state_dict_keys_small.json").read_text())
+    assert {key: list(tensor.shape) for key, tensor in state.items()} == exact  # EzSpeech's own layout
     source = fakes.write_lightning_ckpt(tmp_path / "last.ckpt", state)
     out = _convert(tmp_path, files, source)
 
@@ -173,7 +176,7 @@ def test_streaming_attention_config_is_refused(tmp_path: Path, files: dict[str, 
 def test_wrong_tokenizer_is_refused(tmp_path: Path, files: dict[str, Path]) -> None:
     small = fakes.train_tokenizer(tmp_path / "small.model", vocab_size=48)
     source = fakes.write_lightning_ckpt(tmp_path / "last.ckpt")
-    with pytest.raises(ConversionError, match="48 pieces but the CTC head has 65 outputs"):
+    with pytest.raises(ConversionError, match="48 pieces but the CTC head has 2049 outputs"):
         convert(source, small, tmp_path / "out.pt", allow_pickle=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import soundfile as sf
 import torch
 
 from asr_service.convert import convert
-from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint, save_checkpoint
+from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, LoadedModel, load_checkpoint, save_checkpoint
 from asr_service.model.ctc import greedy_decode
 from asr_service.model.streaming_ctc import ARCH_NAME, StreamingGruCtcConfig
 from asr_service.transcribe import main, read_audio
@@ -53,8 +54,13 @@ def streaming_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@functools.cache
+def _loaded(model_path: Path) -> LoadedModel:
+    return load_checkpoint(model_path)
+
+
 def _expected(model_path: Path, wav: Path) -> str:
-    loaded = load_checkpoint(model_path)
+    loaded = _loaded(model_path)
     audio = read_audio(wav, int(loaded.model.sample_rate))
     with torch.no_grad():
         log_probs, lengths = loaded.model.forward_full(audio[None], torch.tensor([audio.numel()]))
