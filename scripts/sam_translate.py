@@ -40,7 +40,7 @@ def translate(template_path: Path) -> dict[str, Any]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     source = yaml_parse(template_path.read_text())
     _stand_in_code_locations(source)
-    return transform(source, {}, OfflinePolicyLoader())  # type: ignore[arg-type]
+    return transform(source, {}, OfflinePolicyLoader())
 
 
 def _stand_in_code_locations(template: dict[str, Any]) -> None:
