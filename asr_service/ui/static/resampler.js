@@ -7,6 +7,7 @@
 
 const ZERO_CROSSINGS = 8; // kernel half-width, in zero crossings of the low-pass sinc
 const PASSBAND = 0.94; // cutoff as a fraction of the lower Nyquist frequency (transition band room)
+const TABLE_STEPS = 512; // kernel table entries per input sample
 
 export class StreamResampler {
   constructor(inputRate, outputRate) {
@@ -18,6 +19,9 @@ export class StreamResampler {
     this.step = inputRate / outputRate; // input samples per output sample
     this.cutoff = Math.min(1, outputRate / inputRate) * PASSBAND; // cycles per input sample * 2
     this.halfWidth = ZERO_CROSSINGS / this.cutoff; // in input samples
+    // The kernel is tabulated once: evaluating sin/cos per tap would cost ~10% of a core on the
+    // audio thread, enough to make it miss deadlines (and drop audio) on a busy machine.
+    this.table = kernelTable(this.cutoff, this.halfWidth);
     this.buffer = new Float32Array(0); // input samples not yet fully consumed
     this.bufferStart = 0; // absolute index of buffer[0]
     this.received = 0; // input samples pushed so far
@@ -69,14 +73,29 @@ export class StreamResampler {
     const last = Math.min(this.received - 1, Math.floor(centre + this.halfWidth));
     let acc = 0;
     let weights = 0;
+    const table = this.table;
     for (let i = first; i <= last; i += 1) {
-      const x = i - centre;
-      const w = kernel(x * this.cutoff) * blackman(x / this.halfWidth);
+      const position = Math.abs(i - centre) * TABLE_STEPS;
+      const index = Math.floor(position);
+      const fraction = position - index;
+      const w = table[index] + fraction * (table[index + 1] - table[index]);
       acc += w * this.buffer[i - this.bufferStart];
       weights += w;
     }
     return weights === 0 ? 0 : acc / weights;
   }
+}
+
+// Windowed sinc sampled every 1/TABLE_STEPS input samples on [0, halfWidth] (it is symmetric);
+// linear interpolation between entries is accurate to ~1e-6.
+function kernelTable(cutoff, halfWidth) {
+  const size = Math.ceil(halfWidth * TABLE_STEPS) + 2;
+  const table = new Float32Array(size);
+  for (let k = 0; k < size; k += 1) {
+    const x = k / TABLE_STEPS;
+    table[k] = kernel(x * cutoff) * blackman(x / halfWidth);
+  }
+  return table;
 }
 
 function kernel(u) {
