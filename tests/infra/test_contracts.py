@@ -274,19 +274,32 @@ def terraform_ssm_names(tf: TerraformConfig) -> set[str]:
     return {f"/{project}/{env}/{key}" for env in ENVIRONMENTS for key in keys}
 
 
+def samconfig_overrides() -> dict[str, dict[str, str]]:
+    """``sam deploy`` parameter overrides per config environment (samconfig.toml), if any."""
+    if not SAMCONFIG.exists():
+        return {}
+    config = tomllib.loads(SAMCONFIG.read_text())
+    overrides: dict[str, dict[str, str]] = {}
+    for env, section in config.items():
+        if not isinstance(section, dict):
+            continue  # `version = 0.1`
+        raw = section.get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
+        text = " ".join(raw) if isinstance(raw, list) else str(raw)
+        overrides[env] = dict(re.findall(r'([A-Za-z0-9]+)="?([^" ]*)"?', text))
+    return overrides
+
+
 def sam_ssm_names() -> set[str]:
     template = _load_template()
     names = set()
+    ssm_parameters = []
     for name, parameter in template.get("Parameters", {}).items():
         if parameter.get("Type") == "AWS::SSM::Parameter::Value<String>":
             assert "Default" in parameter, f"{name} has no default SSM name"
             names.add(parameter["Default"])
-    if SAMCONFIG.exists():  # per-environment overrides of those parameters
-        config = tomllib.loads(SAMCONFIG.read_text())
-        for section in config.values():
-            overrides = section.get("deploy", {}).get("parameters", {}).get("parameter_overrides", [])
-            text = " ".join(overrides) if isinstance(overrides, list) else str(overrides)
-            names.update(re.findall(r'=\s*"?(/[A-Za-z0-9_.\-/]+)', text))
+            ssm_parameters.append(name)
+    for values in samconfig_overrides().values():  # per-environment overrides of those parameters
+        names.update(values[name] for name in ssm_parameters if name in values)
     return names
 
 
@@ -335,10 +348,15 @@ def test_rollout_may_pass_the_roles_terraform_creates(tf: TerraformConfig) -> No
     parameter = template["Parameters"].get("TaskRoleNamePattern")
     if parameter is None:
         pytest.skip("template.yaml scopes no task-role pattern")
-    name = f"{tf.variables['project']['default']}-dev"
-    for role in ("execution", "task"):
-        role_name = tf.resource("aws_iam_role", role)["name"].replace("${local.name}", name)
-        assert fnmatch.fnmatchcase(role_name, parameter["Default"]), (role_name, parameter["Default"])
+    patterns = {"dev": parameter["Default"]}
+    for env, values in samconfig_overrides().items():
+        if env in ENVIRONMENTS and "TaskRoleNamePattern" in values:
+            patterns[env] = values["TaskRoleNamePattern"]
+    for env, pattern in patterns.items():
+        name = f"{tf.variables['project']['default']}-{env}"
+        for role in ("execution", "task"):
+            role_name = tf.resource("aws_iam_role", role)["name"].replace("${local.name}", name)
+            assert fnmatch.fnmatchcase(role_name, pattern), (env, role_name, pattern)
 
 
 def test_terraform_and_sam_never_write_the_same_ssm_parameter(tf: TerraformConfig) -> None:
