@@ -27,7 +27,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from asr_service import ui
 from asr_service.http import HttpServer
-from asr_service.ui.routes import PageConfig, add_ui_routes
+from asr_service.ui.routes import PageConfig, add_ui_routes, model_label
 from tests.asr_service.conftest import http_get as conftest_http_get
 from tests.asr_service.fakes import LETTERS, FakeStreamingModel, silence, tone
 
@@ -572,3 +572,17 @@ def test_browser_page_is_hidden_when_ui_is_disabled(start_server):
     for path in ["/", "/ui/app.js", "/ui/config.json"]:
         assert conftest_http_get(asr.health_port, path)[0] == 404, path
     assert conftest_http_get(asr.health_port, "/health")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("source", "label"),
+    [
+        ("s3://models-bucket/models/demo-v3.pt?versionId=3HL4kqtJ", "demo-v3.pt@3HL4kqtJ"),
+        ("s3://models-bucket/models/demo-v3.pt", "demo-v3.pt"),
+        ("default:/app/asr_service/models/demo/demo.pt", "demo.pt (built-in)"),
+        ("/srv/private/dir/model.pt", "model.pt"),
+        (None, None),
+    ],
+)
+def test_browser_page_names_the_model_without_bucket_or_directories(source, label):
+    assert model_label(source) == label

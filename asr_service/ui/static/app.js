@@ -223,7 +223,7 @@ async function startMicrophone() {
     // suppression and gain control reshape it (and make what the server hears hard to test).
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
   });
-  const context = new AudioContext({ latencyHint: "playback" });
+  const context = new AudioContext();
   await context.audioWorklet.addModule(new URL("./audio-worklet.js", import.meta.url));
   const source = context.createMediaStreamSource(stream);
   const node = new AudioWorkletNode(context, "pcm-capture", {
