@@ -17,12 +17,16 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from asr_service.ezspeech.layout import Layout, LayoutError, resolve
 from asr_service.ezspeech.model import ARCH, BLANK_TOKEN
 from asr_service.ezspeech.source import EzSpeechSource, SourceError, load_source
+
+if TYPE_CHECKING:
+    from asr_service.model.checkpoint import LoadedModel
 
 
 class ConversionError(ValueError):
@@ -60,6 +64,23 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _verify(output: Path) -> LoadedModel:
+    """Read the result back the way the server will, and run one second of audio through it."""
+    from asr_service.model.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        loaded = load_checkpoint(output)
+        rate = int(loaded.model.sample_rate)
+        with torch.inference_mode():
+            log_probs, _ = loaded.model.forward_full(torch.zeros(1, rate), torch.tensor([rate]))
+        if not bool(torch.isfinite(log_probs).all()):
+            raise ConversionError("the converted model produces NaN/inf on silence")
+    except (CheckpointError, ConversionError) as exc:
+        output.unlink(missing_ok=True)
+        raise ConversionError(f"the converted checkpoint does not work, removed it: {exc}") from exc
+    return loaded
 
 
 def convert(checkpoint: Path, tokenizer: Path, output: Path, *, allow_pickle: bool) -> ConversionReport:
@@ -101,17 +122,12 @@ def convert(checkpoint: Path, tokenizer: Path, output: Path, *, allow_pickle: bo
             "ignored_keys": ",".join(layout.ignored_keys),
         },
     )
-    parameters = sum(v.numel() for k, v in layout.state_dict.items() if not k.startswith("preprocessor."))
-    parameters -= sum(
-        v.numel()
-        for k, v in layout.state_dict.items()
-        if k.endswith(("running_mean", "running_var", "num_batches_tracked"))
-    )
+    loaded = _verify(output)
     return ConversionReport(
         output=output,
-        sha256=_sha256(output),
+        sha256=loaded.sha256,
         layout=source.layout,
-        parameters=parameters,
+        parameters=loaded.num_parameters,
         vocab_size=layout.hparams.vocab_size,
         ignored_keys=layout.ignored_keys,
         notes=source.notes,

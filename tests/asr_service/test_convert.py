@@ -206,3 +206,13 @@ def test_xscaling_follows_the_config_and_its_code_default(tmp_path: Path, files:
     assert load_checkpoint(out).hparams["xscaling"] is True
     out = _convert(tmp_path / "b", files, fakes.write_lightning_ckpt(tmp_path / "b.ckpt"))
     assert load_checkpoint(out).hparams["xscaling"] is False  # ctc_sc: xscaling: false
+
+
+def test_weights_that_do_not_compute_leave_no_output(tmp_path: Path, files: dict[str, Path]) -> None:
+    state = fakes.random_state_dict(fakes.layout())
+    state["encoder.layers.0.norm_out.weight"][3] = float("nan")
+    source = fakes.write_lightning_ckpt(tmp_path / "last.ckpt", state)
+    out = tmp_path / "out.pt"
+    with pytest.raises(ConversionError, match=r"does not work, removed it: .*norm_out\.weight"):
+        convert(source, files["tokenizer"], out, allow_pickle=True)
+    assert not out.exists()
