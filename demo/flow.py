@@ -155,20 +155,16 @@ class DemoRun:
         self.result.tasks_left_running = sum(task.running() for task in self.tasks)
 
     def upload_model(self, path: Path) -> ModelVersion:
-        """The real ``make upload-model`` path: ``python -m ops.upload_model`` (sha256 metadata)."""
-        completed = subprocess.run(  # noqa: S603 (our own interpreter and module)
-            [
-                sys.executable,
-                "-m",
-                "ops.upload_model",
-                "--bucket",
-                self.names.models_bucket,
-                "--key",
-                MODEL_KEY,
-                str(path),
-            ],
+        """The real ``make upload-model`` path: ``python -m ops.upload_model`` (sha256 metadata).
+
+        The bucket is not passed: like against AWS, the tool reads it from the SSM parameter
+        Terraform publishes (``/<project>/<env>/models-bucket``).
+        """
+        command = [sys.executable, "-m", "ops.upload_model", str(path), "--env", self.names.environment]
+        completed = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [*command, "--key", MODEL_KEY],
             capture_output=True,
-            env={**_inherited_env(), **self.platform_env},
+            env={**_inherited_env(), **self.platform_env, "PYTHONPATH": str(REPO_ROOT)},
             cwd=REPO_ROOT,
             timeout=120,
             check=False,
@@ -177,14 +173,16 @@ class DemoRun:
             raise DemoError(
                 f"upload-model failed ({completed.returncode}): {completed.stderr.decode()[-800:]}"
             )
-        head = self.clients.s3.head_object(Bucket=self.names.models_bucket, Key=MODEL_KEY)
-        sha = head.get("Metadata", {}).get("sha256", "")
-        if sha != sha256_of(path):
-            raise DemoError(
-                f"uploaded object carries sha256 metadata {sha!r}, the file hashes to {sha256_of(path)}"
-            )
+        uploaded = json.loads(completed.stdout.decode().strip().splitlines()[-1])
+        # Trust, but verify: the object version carries the file's hash as metadata.
+        head = self.clients.s3.head_object(
+            Bucket=uploaded["bucket"], Key=uploaded["key"], VersionId=uploaded["version_id"]
+        )
+        expected = sha256_of(path)
+        if head.get("Metadata", {}).get("sha256") != expected or uploaded["sha256"] != expected:
+            raise DemoError(f"s3://{uploaded['bucket']}/{uploaded['key']} does not carry sha256 {expected}")
         return ModelVersion(
-            key=MODEL_KEY, version_id=head["VersionId"], sha256=sha, bucket=self.names.models_bucket
+            key=uploaded["key"], version_id=uploaded["version_id"], sha256=expected, bucket=uploaded["bucket"]
         )
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:

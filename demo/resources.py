@@ -294,6 +294,12 @@ def create_models_bucket(aws: AwsClients, names: StackNames) -> Stack:
     return Stack(names=names)
 
 
+def publish_names(aws: AwsClients, names: StackNames) -> None:
+    """terraform/ssm.tf: the names SAM, `make upload-model` and the ops tools read from SSM."""
+    for parameter, value in names.published_parameters().items():
+        aws.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
+
+
 def create_model_uploaded_rule(aws: AwsClients, stack: Stack) -> None:
     """SAM's rule for uploads under models/; its target here is an SQS queue (see module docstring)."""
     names = stack.names
@@ -332,7 +338,7 @@ def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
 def create_service(
     aws: AwsClients, stack: Stack, model_uri: str, model_sha256: str, desired_count: int = 1
 ) -> None:
-    """ECR repository, ECS cluster + first task definition + service, scalable target, SSM names."""
+    """ECR repository, ECS cluster + first task definition + service, scalable target."""
     names = stack.names
     repository = aws.ecr.create_repository(
         repositoryName=names.ecr_repository,
@@ -364,5 +370,3 @@ def create_service(
         MinCapacity=DAY_MIN_CAPACITY,
         MaxCapacity=DAY_MAX_CAPACITY,
     )
-    for parameter, value in names.published_parameters().items():
-        aws.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)

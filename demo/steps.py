@@ -17,6 +17,7 @@ from demo.resources import (
     create_models_bucket,
     create_service,
     model_uploaded_pattern,
+    publish_names,
 )
 from demo.task import LocalTask, TaskStartError
 
@@ -88,10 +89,14 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("moto endpoint", run.moto.endpoint_url)
     run.stack = create_models_bucket(run.clients, names)
     say.fact("models bucket", f"{names.models_bucket} (versioning on, EventBridge notifications on)")
+    publish_names(run.clients, names)
+    published = sorted(parameter.rsplit("/", 1)[1] for parameter in names.published_parameters())
+    say.fact("SSM parameters", names.ssm_parameter("{" + ", ".join(published[:5]) + ","))
+    say.fact("", "  " + ", ".join(published[5:]) + "}  (Terraform's outputs)")
     first = run.upload_model(inputs.first_model)
     run.result.models["v1"] = first
     say.fact("first model uploaded", f"{first.key} version {first.version_id}")
-    say.fact("  its sha256 metadata", first.sha256)
+    say.fact("  its sha256 metadata", f"{first.sha256}  (python -m ops.upload_model)")
     create_model_uploaded_rule(run.clients, run.stack)
     create_automation_backing(run.clients, run.stack)
     create_service(run.clients, run.stack, first.uri, first.sha256)
@@ -106,11 +111,9 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("SNS topic", f"{names.notify_topic} (+ SQS {names.alerts_inbox_queue} to read alerts back)")
     say.fact("DynamoDB table", f"{names.idempotency_table} (Powertools idempotency, key 'id')")
     say.fact("scalable target", f"{names.scalable_resource_id} {run.capacity()}")
-    for parameter in sorted(names.published_parameters()):
-        say.fact("SSM parameter", parameter)
     say.say(
-        "The first model was uploaded before the automation's rule existed, as Terraform's first "
-        f"task definition pins it directly: MODEL_URI={first.uri}"
+        "The first model was uploaded before the automation's rule existed: Terraform's first task "
+        "definition pins it directly (MODEL_URI ends in ?versionId=... and MODEL_SHA256 is set)."
     )
     run.result.timings["stack up (moto + resources + first upload)"] = time.monotonic() - started
 
