@@ -46,7 +46,7 @@ SETTINGS = RolloutSettings(
     container_name=os.environ["CONTAINER_NAME"],
     model_key_prefix=os.environ["MODEL_KEY_PREFIX"],
     min_model_bytes=int(os.environ.get("MIN_MODEL_BYTES", "1024")),
-    max_model_bytes=int(os.environ.get("MAX_MODEL_BYTES", str(8 * 1024**3))),
+    max_model_bytes=int(os.environ.get("MAX_MODEL_BYTES", str(5 * 1024**3))),
 )
 NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
 IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]

@@ -9,8 +9,9 @@ Ordering. Every revision this code registers carries ``ezspeech:newest-*`` tags:
 upload ever applied (key, version, S3 ``sequencer``, LastModified). An event is applied only if
 it is newer than that watermark: for the same key by the S3 sequencer (left-padded hex, as the
 S3 docs prescribe; equal sequencers, which moto always sends, fall through), otherwise by the
-object's LastModified. Manual promote/rollback ignore the watermark on purpose and carry it on,
-so a late event for an older upload cannot undo an operator's choice either.
+object's LastModified (a tie, same second, lets the later-processed event win). An event that
+is not newer is skipped as ``older_than_deployed``. Manual promote/rollback ignore the watermark
+on purpose and carry it on unchanged, so no late event at or below it undoes an operator's choice.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class RolloutSettings:
     model_key_prefix: str = "models/"
     #: A torch checkpoint is never this small; a 0-byte "folder" placeholder or a stub is.
     min_model_bytes: int = 1024
-    max_model_bytes: int = 8 * 1024**3
+    #: S3's single-PUT limit, which is also what `make upload-model` can upload.
+    max_model_bytes: int = 5 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -172,12 +174,17 @@ def is_newer(model: ModelObject, sequencer: str | None, watermark: Watermark | N
     return model.last_modified >= watermark.last_modified
 
 
+def check_model_key(key: str) -> None:
+    """Raise UnsupportedModelKeyError unless ``key`` is safe to carry in URIs and tags."""
+    if not _SAFE_KEY.match(key):
+        raise UnsupportedModelKeyError(
+            f"key {key!r}: use at most 256 characters from A-Z a-z 0-9 . _ / - for model keys"
+        )
+
+
 def check_model_object(s3: S3Client, ref: ModelRef, settings: RolloutSettings) -> ModelObject:
     """HEAD the exact version and check it is a deployable checkpoint, or raise a named error."""
-    if not _SAFE_KEY.match(ref.key):
-        raise UnsupportedModelKeyError(
-            f"key {ref.key!r}: use at most 256 characters from A-Z a-z 0-9 . _ / - for model keys"
-        )
+    check_model_key(ref.key)
     if not ref.version_id or ref.version_id == "null":
         raise VersioningRequiredError(
             f"s3://{ref.bucket}/{ref.key} has no version id: bucket versioning is "
@@ -251,9 +258,9 @@ def roll_out_model(
         result.reason = "older_than_deployed"
         return result
 
-    # An operator's older pick keeps the watermark, so late events for older uploads still lose.
-    keep_watermark = watermark is not None and source != "event" and not is_newer(model, None, watermark)
-    newest = watermark if keep_watermark and watermark else Watermark.of(model, ref.sequencer)
+    # Only events advance the watermark: an operator's pick keeps it, so no late event for an
+    # upload at or below it can undo the pick.
+    newest = watermark if watermark is not None and source != "event" else Watermark.of(model, ref.sequencer)
     tags = {
         **copyable_tags(current_tags),
         TAG_PREFIX + "model-key": model.key,
