@@ -7,15 +7,57 @@ code started the real way. The narration is kept in memory and printed only on f
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from moto import mock_aws
 
 from demo.flow import short_arn
 from demo.models import prepare_inputs
 from demo.narration import Narrator
-from demo.resources import StackNames
+from demo.resources import (
+    AwsClients,
+    StackNames,
+    create_automation_backing,
+    create_model_uploaded_rule,
+    create_models_bucket,
+    create_service,
+    publish_names,
+)
 from demo.steps import run_demo
 
+slow = pytest.mark.slow
 
+
+# ------------------------------------------------------------------ the resource description (fast)
+@mock_aws
+def test_resource_description_builds_and_routes_only_model_uploads_to_the_rule_target():
+    aws = AwsClients(endpoint_url=None, region="us-east-1")
+    names = StackNames()
+    stack = create_models_bucket(aws, names)
+    publish_names(aws, names)
+    create_model_uploaded_rule(aws, stack)
+    create_automation_backing(aws, stack)
+    create_service(aws, stack, f"s3://{names.models_bucket}/models/a.pt?versionId=v", "0" * 64)
+
+    model = aws.s3.put_object(Bucket=names.models_bucket, Key="models/asr/demo.pt", Body=b"x" * 2048)
+    aws.s3.put_object(Bucket=names.models_bucket, Key="notes/readme.txt", Body=b"not a model")
+    reply = aws.sqs.receive_message(QueueUrl=stack.model_events_queue_url, MaxNumberOfMessages=10)
+    delivered = [json.loads(message["Body"]) for message in reply.get("Messages", [])]
+
+    assert [event["detail"]["object"]["key"] for event in delivered] == ["models/asr/demo.pt"]
+    assert delivered[0]["detail"]["object"]["version-id"] == model["VersionId"]
+    assert (
+        aws.ssm.get_parameter(Name="/ezspeech/demo/models-bucket")["Parameter"]["Value"]
+        == names.models_bucket
+    )
+    service = aws.ecs.describe_services(cluster=names.cluster, services=[names.service])["services"][0]
+    assert service["taskDefinition"] == stack.first_task_definition_arn
+    for function in ("model_rollout", "scan_alert", "night_scaler", "deploy_watch"):
+        assert all(stack.lambda_environment(function).values()), function
+
+
+# ------------------------------------------------------------------ the whole loop (slow)
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
     work_dir = tmp_path_factory.mktemp("demo")
@@ -28,13 +70,12 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory):
     return result
 
 
-pytestmark = pytest.mark.slow
-
-
+@slow
 def test_demo_stops_every_process_it_started(demo_run):
     assert demo_run.tasks_left_running == 0
 
 
+@slow
 def test_upload_event_is_delivered_by_moto_and_rolls_out_a_pinned_revision(demo_run):
     v2 = demo_run.models["v2"]
     assert demo_run.event_was_delivered_by_moto
@@ -47,20 +88,24 @@ def test_upload_event_is_delivered_by_moto_and_rolls_out_a_pinned_revision(demo_
     assert v2.version_id != demo_run.models["v1"].version_id
 
 
+@slow
 def test_duplicate_upload_event_deploys_once(demo_run):
     assert demo_run.duplicate_event_deployed_once
 
 
+@slow
 def test_both_models_transcribe_the_clip(demo_run):
     assert demo_run.transcripts["v1"].strip()
     assert demo_run.transcripts["v2"].strip()
 
 
+@slow
 def test_old_task_drains_and_exits_cleanly_on_sigterm(demo_run):
     assert demo_run.old_task_stop is not None
     assert demo_run.old_task_stop.exit_code == 0
 
 
+@slow
 def test_corrupted_model_never_serves_and_old_task_keeps_serving(demo_run):
     assert demo_run.revisions["corrupt"] not in (demo_run.revisions["v1"], demo_run.revisions["v2"])
     assert demo_run.corrupt_task_exit_code not in (None, 0)
@@ -70,11 +115,13 @@ def test_corrupted_model_never_serves_and_old_task_keeps_serving(demo_run):
     assert demo_run.service_revision_after_rollback == demo_run.revisions["v2"]
 
 
+@slow
 def test_scan_finding_and_failed_deployment_raise_alerts(demo_run):
     assert demo_run.alerts["scan"], "scan_alert published nothing for moto's HIGH finding"
     assert demo_run.alerts["deployment"], "deploy_watch published nothing for SERVICE_DEPLOYMENT_FAILED"
 
 
+@slow
 def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
     day, night, morning = (demo_run.capacity[k] for k in ("before night", "night", "morning"))
     assert (night.min_capacity, night.max_capacity, night.desired_count) == (0, 0, 0)
