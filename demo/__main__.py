@@ -39,9 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inputs = prepare_inputs(work_dir)
         run_demo(work_dir, inputs, say)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted; every process the demo started was stopped. Logs: {work_dir}", file=sys.stderr)
+        return 130
     except (DemoError, TaskStartError) as failure:
         print(f"\nDEMO FAILED: {failure}\n  logs (moto, each task): {work_dir}", file=sys.stderr)
         return 1
+    except Exception as failure:  # anything unexpected: say where the logs are, keep them
+        print(f"\nDEMO FAILED: {type(failure).__name__}: {failure}\n  logs: {work_dir}", file=sys.stderr)
+        raise
     elapsed = time.monotonic() - started
     print(f"\nDone in {elapsed:.0f} s. Every step above ran against moto; nothing is left running.")
     if args.keep or args.work_dir:

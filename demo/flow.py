@@ -85,6 +85,7 @@ class DemoResult:
     duplicate_event_deployed_once: bool = False
     old_task_stop: StopReport | None = None
     live_stream_final: str = ""
+    drained_sessions: int = 0
     corrupt_task_exit_code: int | None = None
     corrupt_task_log: list[str] = field(default_factory=list)
     serving_after_corrupt_rollout: bool = False

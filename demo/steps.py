@@ -202,12 +202,14 @@ def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
     deadline = time.monotonic() + 30
     while old.active_sessions() < 1 and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(1.0)  # let some audio flow, so the session has something to finalise
+    time.sleep(2.0)  # let a couple of seconds of audio flow, so the session has words to finalise
     say.say(f"A user is streaming {inputs.live_clip.name} to the old task at real-time pace; now SIGTERM:")
     stop = old.stop()
     result.old_task_stop = stop
     code, final, notes = live.finish()
     result.live_stream_final = final
+    drained = [r for r in old.log_events() if r.get("event") == "drain_finished"]
+    result.drained_sessions = int(drained[-1].get("drained_sessions", 0)) if drained else 0
     say.fact("old task (v1)", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
     say.block(_drain_lines(old), prefix="       old task log │ ")
     say.fact("the live user's client", f'exit {code}, final text so far: "{final}"')

@@ -103,6 +103,9 @@ def test_both_models_transcribe_the_clip(demo_run):
 def test_old_task_drains_and_exits_cleanly_on_sigterm(demo_run):
     assert demo_run.old_task_stop is not None
     assert demo_run.old_task_stop.exit_code == 0
+    # A live stream was open on it: the drain finished that session instead of cutting it.
+    assert demo_run.drained_sessions == 1
+    assert demo_run.live_stream_final.strip()
 
 
 @slow
