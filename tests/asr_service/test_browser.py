@@ -557,6 +557,7 @@ def test_browser_file_picker_passes_the_token_when_auth_is_on(browser, tmp_path,
         expect(page.locator("#token-row")).to_be_visible()  # config.json says a token is required
         page.set_input_files("#file-input", str(path))
         expect(page.locator("#state")).to_have_attribute("data-state", "error", timeout=10_000)
+        expect(page.locator("#message")).to_have_text("server error: a valid token is required")
         assert finals_of(page) == []
 
         page.fill("#token", "s3cret")

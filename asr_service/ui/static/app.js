@@ -54,6 +54,7 @@ class Session {
     this.latencies = [];
     this.lastPartial = "";
     this.finished = false;
+    this.serverError = null; // the last error event, which says more than a close code
     this.segments = new Map(); // segment id -> <li> of its final text
   }
 
@@ -79,7 +80,7 @@ class Session {
       ws.onerror = () => showMessage(`could not talk to ${redact(this.url)}`);
       ws.onclose = (event) => {
         const why = event.reason ? `${event.code} ${event.reason}` : `${event.code}`;
-        if (!started) reject(new Error(`connection closed before it was ready (${why})`));
+        if (!started) reject(new Error(this.serverError ?? `connection closed before it was ready (${why})`));
         this.ended(event.code === 1000 ? "closed" : "error", why);
       };
     });
@@ -120,7 +121,8 @@ class Session {
         setState("done");
         break;
       case "error":
-        showMessage(`server error: ${message.message || message.code || JSON.stringify(message)}`);
+        this.serverError = `server error: ${message.message || message.code || JSON.stringify(message)}`;
+        showMessage(this.serverError);
         break;
       case "closing":
         showMessage(`server closing: ${message.reason || "draining"}`);
