@@ -20,10 +20,15 @@ CONTAINER_NAME = "asr-server"
 SERVER_PORT = 8765
 HEALTH_PORT = 8080
 MODEL_KEY_PREFIX = "models/"
+#: Checkpoint suffixes the rollout rule matches (template.yaml, ModelUploaded pattern).
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
 ECS_DESIRED_DIMENSION = "ecs:service:DesiredCount"
 #: Terraform's min_capacity / max_capacity defaults: the daytime scalable-target bounds.
 DAY_MIN_CAPACITY = 1
 DAY_MAX_CAPACITY = 4
+#: template.yaml's DefaultMin/MaxCapacity: what night_scaler restores when nothing was saved.
+SAM_DEFAULT_MIN_CAPACITY = 1
+SAM_DEFAULT_MAX_CAPACITY = 2
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,9 @@ class StackNames:
     """Every name the parts must agree on, derived from project + environment like Terraform does."""
 
     project: str = "ezspeech"
-    environment: str = "demo"
+    #: The rehearsal is of a dev deployment: the same names `make tf-apply ENV=dev` and
+    #: `make sam-deploy ENV=dev` create, so the ops tools' defaults (``--env dev``) apply as is.
+    environment: str = "dev"
     region: str = "us-east-1"
     account_id: str = "123456789012"  # moto's default account
 
@@ -60,12 +67,23 @@ class StackNames:
         return f"{self.name}/asr-server"
 
     @property
+    def automation_stack(self) -> str:
+        """samconfig.toml's stack_name; SAM names its resources after it."""
+        return f"{self.project}-automation-{self.environment}"
+
+    @property
     def notify_topic(self) -> str:
-        return f"{self.name}-notifications"
+        """Rollouts and deployments (model_rollout, deploy_watch)."""
+        return f"{self.automation_stack}-notifications"
+
+    @property
+    def alert_topic(self) -> str:
+        """Security and automation alerts (scan_alert)."""
+        return f"{self.automation_stack}-alerts"
 
     @property
     def idempotency_table(self) -> str:
-        return f"{self.name}-idempotency"
+        return f"{self.automation_stack}-idempotency"
 
     @property
     def model_uploaded_rule(self) -> str:
@@ -83,6 +101,7 @@ class StackNames:
 
     @property
     def capacity_parameter(self) -> str:
+        """SAM's CapacityParameter: night_scaler keeps the day capacity here."""
         return f"/{self.project}/{self.environment}/night-scaler/saved-capacity"
 
     @property
@@ -119,7 +138,7 @@ def model_uploaded_pattern(names: StackNames) -> dict[str, Any]:
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [names.models_bucket]},
-            "object": {"key": [{"prefix": MODEL_KEY_PREFIX}]},
+            "object": {"key": [{"wildcard": f"{MODEL_KEY_PREFIX}*{suffix}"} for suffix in MODEL_SUFFIXES]},
         },
     }
 
@@ -233,6 +252,7 @@ class Stack:
     model_events_queue_url: str = ""
     alerts_inbox_queue_url: str = ""
     notify_topic_arn: str = ""
+    alert_topic_arn: str = ""
     ecr_repository_uri: str = ""
     first_task_definition_arn: str = ""
     extra: dict[str, str] = field(default_factory=dict)
@@ -248,9 +268,11 @@ class Stack:
                 "MODEL_KEY_PREFIX": MODEL_KEY_PREFIX,
                 "NOTIFY_TOPIC_ARN": self.notify_topic_arn,
                 "IDEMPOTENCY_TABLE": names.idempotency_table,
+                "MIN_MODEL_BYTES": "1024",
+                "MAX_MODEL_BYTES": "5368709120",
             },
             "scan_alert": {
-                "ALERT_TOPIC_ARN": self.notify_topic_arn,
+                "ALERT_TOPIC_ARN": self.alert_topic_arn,
                 "SEVERITY_THRESHOLD": "HIGH",
                 "IDEMPOTENCY_TABLE": names.idempotency_table,
                 "CLUSTER_NAME": names.cluster,
@@ -262,8 +284,8 @@ class Stack:
                 "CAPACITY_PARAMETER": names.capacity_parameter,
                 "NIGHT_MIN_CAPACITY": "0",
                 "NIGHT_MAX_CAPACITY": "0",
-                "DEFAULT_MIN_CAPACITY": str(DAY_MIN_CAPACITY),
-                "DEFAULT_MAX_CAPACITY": str(DAY_MAX_CAPACITY),
+                "DEFAULT_MIN_CAPACITY": str(SAM_DEFAULT_MIN_CAPACITY),
+                "DEFAULT_MAX_CAPACITY": str(SAM_DEFAULT_MAX_CAPACITY),
             },
             "deploy_watch": {"NOTIFY_TOPIC_ARN": self.notify_topic_arn, "CONTAINER_NAME": CONTAINER_NAME},
         }
@@ -316,22 +338,24 @@ def create_model_uploaded_rule(aws: AwsClients, stack: Stack) -> None:
 
 
 def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
-    """What SAM creates beside the functions: SNS topic, idempotency table (+ the demo's alert inbox)."""
+    """What template.yaml creates beside the functions: two SNS topics, the idempotency table and
+    night_scaler's parameter (+ the demo's inbox queue, subscribed to both topics)."""
     names = stack.names
     stack.notify_topic_arn = aws.sns.create_topic(Name=names.notify_topic)["TopicArn"]
+    stack.alert_topic_arn = aws.sns.create_topic(Name=names.alert_topic)["TopicArn"]
     stack.alerts_inbox_queue_url = aws.sqs.create_queue(QueueName=names.alerts_inbox_queue)["QueueUrl"]
-    aws.sns.subscribe(
-        TopicArn=stack.notify_topic_arn,
-        Protocol="sqs",
-        Endpoint=_queue_arn(aws, stack.alerts_inbox_queue_url),
-        # Raw delivery would drop the subject; keep the SNS envelope so the demo can show it.
-        Attributes={"RawMessageDelivery": "false"},
-    )
+    inbox_arn = _queue_arn(aws, stack.alerts_inbox_queue_url)
+    for topic_arn in (stack.notify_topic_arn, stack.alert_topic_arn):
+        # Not raw delivery: the SNS envelope keeps the subject, which the demo prints.
+        aws.sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn)
     aws.dynamodb.create_table(
         TableName=names.idempotency_table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+    )
+    aws.ssm.put_parameter(
+        Name=names.capacity_parameter, Value='{"state": "unset"}', Type="String", Overwrite=True
     )
 
 

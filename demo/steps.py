@@ -108,7 +108,8 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
         "ECS service", f"{names.cluster}/{names.service} on {short_arn(run.stack.first_task_definition_arn)}"
     )
     say.fact("ECR repository", f"{names.ecr_repository} (scan on push)")
-    say.fact("SNS topic", f"{names.notify_topic} (+ SQS {names.alerts_inbox_queue} to read alerts back)")
+    say.fact("SNS topics", f"{names.notify_topic}, {names.alert_topic}")
+    say.fact("  read back through", f"SQS {names.alerts_inbox_queue} (subscribed to both)")
     say.fact("DynamoDB table", f"{names.idempotency_table} (Powertools idempotency, key 'id')")
     say.fact("scalable target", f"{names.scalable_resource_id} {run.capacity()}")
     say.say(

@@ -42,13 +42,14 @@ def test_resource_description_builds_and_routes_only_model_uploads_to_the_rule_t
 
     model = aws.s3.put_object(Bucket=names.models_bucket, Key="models/asr/demo.pt", Body=b"x" * 2048)
     aws.s3.put_object(Bucket=names.models_bucket, Key="notes/readme.txt", Body=b"not a model")
+    aws.s3.put_object(Bucket=names.models_bucket, Key="models/README.md", Body=b"not a checkpoint")
     reply = aws.sqs.receive_message(QueueUrl=stack.model_events_queue_url, MaxNumberOfMessages=10)
     delivered = [json.loads(message["Body"]) for message in reply.get("Messages", [])]
 
     assert [event["detail"]["object"]["key"] for event in delivered] == ["models/asr/demo.pt"]
     assert delivered[0]["detail"]["object"]["version-id"] == model["VersionId"]
     assert (
-        aws.ssm.get_parameter(Name="/ezspeech/demo/models-bucket")["Parameter"]["Value"]
+        aws.ssm.get_parameter(Name=names.ssm_parameter("models-bucket"))["Parameter"]["Value"]
         == names.models_bucket
     )
     service = aws.ecs.describe_services(cluster=names.cluster, services=[names.service])["services"][0]
