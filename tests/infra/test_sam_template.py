@@ -406,3 +406,24 @@ def test_deployment_rule_passes_failed_and_completed_of_our_service() -> None:
         "SERVICE_DEPLOYMENT_COMPLETED",
         "SERVICE_DEPLOYMENT_FAILED",
     ]
+
+
+# ------------------------------------------------------------------ samconfig.toml
+
+
+def test_samconfig_has_dev_and_prod_with_known_parameters() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    parameters = set(source()["Parameters"])
+    for env in ("dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["stack_name"] == f"ezspeech-automation-{env}"
+        assert deploy["capabilities"] == "CAPABILITY_IAM"
+        overrides = dict(re.findall(r'(\w+)="([^"]*)"', deploy["parameter_overrides"]))
+        assert set(overrides) <= parameters, set(overrides) - parameters
+        assert overrides["Environment"] == env
+        for name in ("ClusterName", "ServiceName", "ModelsBucketName", "EcrRepositoryName"):
+            assert overrides[name].startswith(f"/ezspeech/{env}/"), (env, name)
+    assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
