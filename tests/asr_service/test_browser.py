@@ -587,3 +587,17 @@ def test_browser_page_is_hidden_when_ui_is_disabled(start_server):
 )
 def test_browser_page_names_the_model_without_bucket_or_directories(source, label):
     assert model_label(source) == label
+
+
+def test_browser_says_so_when_the_server_cannot_be_reached(browser, tmp_path, recorder_page_url):
+    path = tmp_path / "short.wav"
+    sf.write(path, chirp(16000, 0.3), 16000)
+    page = browser.new_page()
+    try:
+        page.goto(f"{recorder_page_url}?ws=ws://127.0.0.1:9/")  # the discard port: nothing listens
+        page.set_input_files("#file-input", str(path))
+        expect(page.locator("#state")).to_have_attribute("data-state", "error", timeout=10_000)
+        expect(page.locator("#message")).to_contain_text("could not open ws://127.0.0.1:9/ (1006)")
+        expect(page.locator("#mic-button")).to_be_enabled()  # ready for another try
+    finally:
+        page.close()

@@ -80,7 +80,10 @@ class Session {
       ws.onerror = () => showMessage(`could not talk to ${redact(this.url)}`);
       ws.onclose = (event) => {
         const why = event.reason ? `${event.code} ${event.reason}` : `${event.code}`;
-        if (!started) reject(new Error(this.serverError ?? `connection closed before it was ready (${why})`));
+        // 1006 before any event: the handshake itself failed (unreachable, or refused with 503
+        // while the server starts, drains or is full); browsers do not say which.
+        const refused = `could not open ${redact(this.url)} (${why}): is the server up and /ready?`;
+        if (!started) reject(new Error(this.serverError ?? refused));
         this.ended(event.code === 1000 ? "closed" : "error", why);
       };
     });
