@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {sys.version.split()[0]}, {args.runs} fresh processes each, medians in ms.")
     print("CPU = process CPU time (robust to other load on the machine); wall = elapsed.\n")
     print(
-        "| handler | import, CPU | vs `import boto3` | import, wall | vs `import boto3` | + its clients, CPU |"
+        "| handler | import, CPU | vs `import boto3` | import, wall | vs `import boto3` "
+        "| + its clients, CPU |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     base_cpu, base_wall = median_ms(None, "import_cpu"), median_ms(None, "import")
