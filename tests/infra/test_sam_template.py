@@ -162,6 +162,13 @@ def test_every_env_var_a_handler_reads_is_set_by_the_template(function: str) -> 
     assert read <= defined, f"read but not set by template.yaml: {sorted(read - defined)}"
 
 
+def test_shared_layer_never_reads_the_environment() -> None:
+    # The plain functions take settings as arguments; only the thin handlers read env vars.
+    for module in (ROOT / "functions" / "common").rglob("*.py"):
+        assert env_vars_read_by(module) == set(), module
+        assert "os.environ" not in module.read_text(), module
+
+
 def test_design_contract_env_vars_are_all_set() -> None:
     contract = {
         "model_rollout": {
