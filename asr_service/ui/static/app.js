@@ -156,8 +156,10 @@ class Session {
     const span = offsets(message);
     if (!span || !message.text) return;
     const endSample = Math.round(span.end * TARGET_RATE);
-    const frame = this.sent.find((f) => f.endSample >= endSample) ?? this.sent[this.sent.length - 1];
+    const index = this.sent.findIndex((f) => f.endSample >= endSample);
+    const frame = index >= 0 ? this.sent[index] : this.sent[this.sent.length - 1];
     if (!frame) return;
+    if (index > 0) this.sent.splice(0, index); // offsets only grow: older frames are done with
     const ms = performance.now() - frame.time;
     this.latencies.push(ms);
     ui.latency.textContent = `${Math.round(ms)} ms`;
