@@ -49,14 +49,15 @@ def main() -> int:
             failures.append(f"import {module}: {type(error).__name__}: {error}")
     models = []
     if not failures:
-        # The model the server loads when none is configured, loaded the way the server loads it.
+        # The model the server will load (MODEL_PATH, else the shipped demo), the way it loads it.
         from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 
+        model = os.environ.get("MODEL_PATH") or str(DEFAULT_MODEL_PATH)
         try:
-            load_checkpoint(DEFAULT_MODEL_PATH)
-            models.append(str(DEFAULT_MODEL_PATH))
+            load_checkpoint(model)
+            models.append(model)
         except Exception as error:  # the report names whatever went wrong
-            failures.append(f"load {DEFAULT_MODEL_PATH}: {type(error).__name__}: {error}")
+            failures.append(f"load {model}: {type(error).__name__}: {error}")
     count, listed = unreadable_files()
     if count:
         failures.append(f"{count} files/directories on sys.path are unreadable by uid {os.getuid()}")

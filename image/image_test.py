@@ -34,6 +34,7 @@ from image.podman import PodmanError, build, container_state, image_config, logs
 IMAGE_DIR = Path(__file__).resolve().parent
 REPO = IMAGE_DIR.parent
 WS_PORT, HEALTH_PORT = 8765, 8080
+MOUNTED_MODEL = "/models/under-test.pt"
 # Session ends the server may use when it drains (DESIGN.md: 1001 going away).
 DRAIN_CLOSE_CODES = {1001}
 
@@ -109,9 +110,18 @@ def check_config(tag: str, report: Report) -> dict[str, object]:
     return config
 
 
-def check_in_container(tag: str, report: Report) -> None:
+def model_options(model: Path | None) -> list[str]:
+    """podman run options that serve model instead of the image's demo model."""
+    if model is None:
+        return []
+    if not model.is_file():
+        raise ImageTestError(f"--model {model}: no such file")
+    return ["-v", f"{model.resolve()}:{MOUNTED_MODEL}:ro", "-e", f"MODEL_PATH={MOUNTED_MODEL}"]
+
+
+def check_in_container(tag: str, model: Path | None, report: Report) -> None:
     script = (IMAGE_DIR / "container_check.py").read_text()
-    check_run = ("run", "--rm", "--network=none", "--entrypoint", "python")
+    check_run = ("run", "--rm", "--network=none", *model_options(model), "--entrypoint", "python")
     as_runtime = podman(*check_run, tag, "-c", script, check=False)
     if as_runtime.returncode == 0:
         result = json.loads(as_runtime.stdout.strip().splitlines()[-1])
@@ -186,12 +196,35 @@ def transcribe(ws_port: int, clip: Path, report: Report) -> str:
             + result.stdout[-1500:]
             + result.stderr[-1500:]
         )
-    text = result.stdout.strip()
+    lines = result.stdout.strip().splitlines()
+    text = lines[-1].strip() if lines else ""  # the client prints the final transcript last
     if not text:
         raise ImageTestError(f"client exited 0, printed no transcript of {clip}: {result.stderr[-1500:]}")
-    report.add("transcription", f"{time.monotonic() - started:.1f} s for {clip.name}")
-    print("   | " + "\n   | ".join(text.splitlines()[-8:]))
+    report.add("transcription", f"{time.monotonic() - started:.1f} s for {clip.name}: {text!r}")
+    reference = expected_transcript(clip)
+    if reference is not None:
+        report.add("word error rate", f"{word_error_rate(reference, text):.0%} against {reference!r}")
     return text
+
+
+def expected_transcript(clip: Path) -> str | None:
+    """The clip's reference text from transcripts.json beside it, when there is one."""
+    index = clip.parent / "transcripts.json"
+    if not index.is_file():
+        return None
+    value = json.loads(index.read_text()).get(clip.name)
+    return str(value) if value is not None else None
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    ref, hyp = reference.lower().split(), hypothesis.lower().split()
+    previous = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, hyp_word in enumerate(hyp, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+        previous = current
+    return previous[-1] / max(len(ref), 1)
 
 
 def pcm16_of(clip: Path) -> tuple[bytes, int]:
@@ -257,8 +290,14 @@ def check_drain(outcome: dict[str, object], stop_timeout: int, output: str, repo
     problems = []
     if outcome.get("close_code") not in DRAIN_CLOSE_CODES:
         problems.append(f"the open session was closed with {outcome.get('close_code')}, not 1001")
-    if len(outcome["events"]) < 2:  # type: ignore[arg-type]
-        problems.append("no event preceded the close (DESIGN: every close comes after an event saying why)")
+    events = list(outcome["events"])  # type: ignore[call-overload]
+    if "final" not in events:
+        problems.append(f"the open session got no final result before its close (events {events})")
+    if not events or events[-1] in {"connection", "partial", "final"}:
+        problems.append("no event said why the session closed (DESIGN: every close comes after one)")
+    answers = list(outcome["ready_during_drain"])  # type: ignore[call-overload]
+    if answers and answers[-1] != 503:
+        problems.append(f"/ready still answered {answers[-1]} after SIGTERM (answers {answers}), not 503")
     if outcome["exit_code"] != 0:
         problems.append(
             f"the server exited with {outcome['exit_code']} (137: killed at the {stop_timeout} s timeout)"
@@ -288,6 +327,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clip", type=Path, default=default_clip(), help="WAV file to transcribe")
     parser.add_argument("--ready-timeout", type=float, default=300.0, help="seconds to wait for /ready")
     parser.add_argument("--stop-timeout", type=int, default=30, help="podman stop -t (ECS stopTimeout)")
+    parser.add_argument(
+        "--model", type=Path, help="serve this checkpoint (mounted read-only, MODEL_PATH) instead of the demo"
+    )
     parser.add_argument("--log-dir", type=Path, default=REPO / "build" / "image-test")
     parser.add_argument("--preflight-only", action="store_true", help="static checks only, no podman")
     return parser.parse_args(argv)
@@ -310,14 +352,14 @@ def run(args: argparse.Namespace) -> Report:
     step("4/8 image configuration")
     check_config(args.tag, report)
     step("5/8 in-container check as the runtime user")
-    check_in_container(args.tag, report)
+    check_in_container(args.tag, args.model, report)
 
     name = f"ezspeech-image-test-{os.getpid()}"
     step("6/8 start the container (real entry point, published ports)")
     started = time.monotonic()
     podman(
         "run", "-d", "--name", name, "-p", f"127.0.0.1::{WS_PORT}", "-p", f"127.0.0.1::{HEALTH_PORT}",
-        "-e", f"DRAIN_TIMEOUT_S={max(args.stop_timeout - 10, 5)}", args.tag,
+        "-e", f"DRAIN_TIMEOUT_S={max(args.stop_timeout - 10, 5)}", *model_options(args.model), args.tag,
     )  # fmt: skip
     try:
         ws_port, health_port = published_port(name, WS_PORT), published_port(name, HEALTH_PORT)
