@@ -38,7 +38,7 @@ TWO_SENTENCE_CLIP = "clip5_two_sentences.wav"
 
 @dataclass(frozen=True)
 class DataSpec:
-    train_sentences: int = 20000
+    train_sentences: int = 30000
     test_sentences: int = 400
     train_seed: int = TRAIN_SEED
     test_seed: int = TEST_SEED

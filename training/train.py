@@ -27,6 +27,7 @@ from asr_service.model.features import FeatureSettings
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from training import data
 from training.augment import augment
+from training.batches import Prefetcher
 from training.metrics import error_rates
 
 WORK_DIR = data.REPO / "build" / "demo-train"
@@ -36,12 +37,15 @@ WORK_DIR = data.REPO / "build" / "demo-train"
 class TrainConfig:
     steps: int = 4000
     batch_seconds: float = 150.0  # padded audio seconds per batch
-    lr: float = 2e-3
-    warmup_steps: int = 300
+    lr: float = 2.5e-3
+    warmup_steps: int = 150
     weight_decay: float = 1e-5
     grad_clip: float = 2.0
     seed: int = 1234
-    threads: int = 2
+    #: One thread: on a shared 2-core machine, two OpenMP threads spin against other work and
+    #: ran ~5-10x slower than one in our measurements.
+    threads: int = 1
+    log_every: int = 50
     #: Stop early (and still save) if training would run past this many minutes.
     max_minutes: float = 65.0
     validate_every: int = 500
@@ -84,8 +88,8 @@ def make_batches(lengths: list[int], batch_seconds: float, rng: random.Random) -
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
-        longest = max(lengths[i], *(lengths[j] for j in current[-1:]))  # sorted: last is longest
-        if current and longest * (len(current) + 1) > limit:
+        # Sorted ascending, so the newcomer is the longest of its batch.
+        if current and lengths[i] * (len(current) + 1) > limit:
             batches.append(current)
             current = []
         current.append(i)
@@ -124,6 +128,7 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 def validate(model: StreamingGruCtc, test: data.synth.Corpus, count: int) -> tuple[float, float, list[str]]:
     """WER/CER of greedy whole-utterance decoding on the first ``count`` held-out utterances."""
     model.eval()
+    count = min(count, len(test.texts))
     rng = np.random.default_rng(0)
     hyps: list[str] = []
     refs = test.texts[:count]
@@ -201,48 +206,55 @@ def train(
     running = 0.0
     stopped_early = False
     audio_seconds = 0.0
-    while step < cfg.steps and not stopped_early:
-        epoch += 1
-        for batch_ids in make_batches(lengths, cfg.batch_seconds, batch_rng):
-            if step >= cfg.steps:
-                break
-            if (time.time() - wall_start) / 60 > cfg.max_minutes:
-                stopped_early = True
-                print(f"time budget of {cfg.max_minutes} min reached at step {step}; stopping", flush=True)
-                break
-            audios = [augment(train_corpus.audio[i], np_rng) for i in batch_ids]
-            batch, lens = collate(audios)
-            audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
-            targets = [targets_all[i] for i in batch_ids]
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, cfg)
-            log_probs, out_lens = model.forward_full(batch, lens)
-            loss = ctc(
-                log_probs.transpose(0, 1),
-                torch.tensor([t for seq in targets for t in seq]),
-                out_lens,
-                torch.tensor([len(seq) for seq in targets]),
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
-            if step % 50 == 0:
-                elapsed = time.time() - train_start
-                print(
-                    f"step {step} epoch {epoch} loss {running:.3f} lr {learning_rate(step, cfg):.2e} "
-                    f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s",
-                    flush=True,
+    prefetch = Prefetcher(train_corpus.audio)
+    try:
+        while step < cfg.steps and not stopped_early:
+            epoch += 1
+            batches = make_batches(lengths, cfg.batch_seconds, batch_rng)
+            jobs = [(ids, cfg.seed * 1_000_003 + epoch * 10_007 + n) for n, ids in enumerate(batches)]
+            for batch_ids, (batch_np, lens_np) in zip(batches, prefetch.iterate(jobs), strict=False):
+                if step >= cfg.steps:
+                    break
+                if (time.time() - wall_start) / 60 > cfg.max_minutes:
+                    stopped_early = True
+                    print(
+                        f"time budget of {cfg.max_minutes} min reached at step {step}; stopping", flush=True
+                    )
+                    break
+                batch, lens = torch.from_numpy(batch_np), torch.from_numpy(lens_np)
+                audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
+                targets = [targets_all[i] for i in batch_ids]
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, cfg)
+                log_probs, out_lens = model.forward_full(batch, lens)
+                loss = ctc(
+                    log_probs.transpose(0, 1),
+                    torch.tensor([t for seq in targets for t in seq]),
+                    out_lens,
+                    torch.tensor([len(seq) for seq in targets]),
                 )
-            if step % cfg.validate_every == 0 or step == cfg.steps:
-                wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances)
-                history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
-                print(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}", flush=True)
-                for ref, hyp in list(zip(test_corpus.texts, hyps, strict=False))[:3]:
-                    print(f"   ref: {ref}\n   hyp: {hyp}", flush=True)
-                save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
+                if step % cfg.log_every == 0:
+                    elapsed = time.time() - train_start
+                    print(
+                        f"step {step} epoch {epoch} loss {running:.3f} lr {learning_rate(step, cfg):.2e} "
+                        f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s",
+                        flush=True,
+                    )
+                if step % cfg.validate_every == 0 or step == cfg.steps:
+                    wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances)
+                    history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
+                    print(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}", flush=True)
+                    for ref, hyp in list(zip(test_corpus.texts, hyps, strict=False))[:3]:
+                        print(f"   ref: {ref}\n   hyp: {hyp}", flush=True)
+                    save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
+    finally:
+        prefetch.close()
 
     model.spec_augment = None
     model.eval()
@@ -285,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validate-every", type=int, default=TrainConfig.validate_every)
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
+    parser.add_argument("--log-every", type=int, default=TrainConfig.log_every)
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         steps=args.steps,
@@ -292,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_seconds=args.batch_seconds,
         validate_every=args.validate_every,
         threads=args.threads,
+        log_every=args.log_every,
     )
     spec = data.DataSpec(train_sentences=args.train_sentences, test_sentences=args.test_sentences)
     model_cfg = StreamingGruCtcConfig(hidden=args.hidden, layers=args.layers)
