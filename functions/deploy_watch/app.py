@@ -21,7 +21,8 @@ from ezspeech_common.notify import publish
 
 logger = Logger()
 tracer = Tracer(patch_modules=("boto3",))
-metrics = Metrics()
+# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
 
 NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
 CONTAINER_NAME = os.environ.get("CONTAINER_NAME", "asr-server")

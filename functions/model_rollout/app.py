@@ -38,7 +38,8 @@ from ezspeech_common.rollout import (
 
 logger = Logger()
 tracer = Tracer(patch_modules=("boto3",))
-metrics = Metrics()
+# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
 
 SETTINGS = RolloutSettings(
     cluster=os.environ["CLUSTER_NAME"],

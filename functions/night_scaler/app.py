@@ -19,7 +19,8 @@ from ezspeech_common.night import NightResult, NightSettings, scale_down, scale_
 
 logger = Logger()
 tracer = Tracer(patch_modules=("boto3",))
-metrics = Metrics()
+# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
 
 SETTINGS = NightSettings(
     cluster=os.environ["CLUSTER_NAME"],

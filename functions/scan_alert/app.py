@@ -42,7 +42,8 @@ from ezspeech_common.scanning import (
 
 logger = Logger()
 tracer = Tracer(patch_modules=("boto3",))
-metrics = Metrics()
+# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
 
 SETTINGS = ScanSettings(
     threshold=os.environ["SEVERITY_THRESHOLD"],

@@ -198,3 +198,31 @@ def test_unknown_threshold_fails_at_cold_start(platform: Platform, load_handler:
     env = {"ALERT_TOPIC_ARN": platform.topic_arn, "SEVERITY_THRESHOLD": "SEVERE", "IDEMPOTENCY_TABLE": TABLE}
     with pytest.raises(ValueError, match="SEVERITY_THRESHOLD"):
         load_handler("scan_alert", env, platform.clients)
+
+
+def test_running_digests_come_from_the_service_tasks() -> None:
+    """moto's tasks carry no image digests, so ECS is a botocore Stubber here."""
+    import boto3
+    from botocore.stub import Stubber
+    from ezspeech_common.scanning import running_digests
+
+    ecs = boto3.client("ecs", region_name=REGION)
+    task = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/0123456789abcdef"
+    running = "sha256:" + "e" * 64
+    with Stubber(ecs) as stub:
+        stub.add_response(
+            "list_tasks",
+            {"taskArns": [task]},
+            {"cluster": CLUSTER, "serviceName": SERVICE, "desiredStatus": "RUNNING"},
+        )
+        stub.add_response(
+            "describe_tasks",
+            {"tasks": [{"containers": [{"name": CONTAINER, "imageDigest": running}, {"name": "sidecar"}]}]},
+        )
+        stub.add_response("describe_services", {"services": [{"taskDefinition": "td:1"}]})
+        stub.add_response(
+            "describe_task_definition",
+            {"taskDefinition": {"containerDefinitions": [{"name": CONTAINER, "image": "repo:v1"}]}},
+        )
+        assert running_digests(ecs, CLUSTER, SERVICE) == {running}
+    assert running_digests(ecs, "", "") is None  # not configured: "unknown", not "no"
