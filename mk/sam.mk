@@ -40,7 +40,7 @@ sam-deploy: check-env sam-build ## sam deploy --config-env $(ENV) (ENV=dev|prod;
 
 # ---------------------------------------------------------------------------- models
 .PHONY: upload-model rollout-model rollback-model model-status
-upload-model: venv ## Upload MODEL=path to the models bucket with its sha256 metadata (ENV=dev or BUCKET=..., KEY=...)
+upload-model: venv ## Upload MODEL=path (default: the demo model) to the models bucket with sha256 metadata (ENV=dev or BUCKET=, KEY=)
 	@[ -n "$(MODEL)" ] || { echo "usage: make upload-model MODEL=path/to/model.pt [ENV=dev|BUCKET=name] [KEY=models/name.pt]" >&2; exit 2; }
 	$(PY) -m ops.upload_model "$(MODEL)" $(if $(BUCKET),--bucket "$(BUCKET)",--env "$(ENV)") $(if $(KEY),--key "$(KEY)")
 

@@ -20,6 +20,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
 from ezspeech_common.ecs import ModelPin, describe_service, describe_task_definition, model_pin
 from ezspeech_common.errors import AutomationError, RollbackTargetError
@@ -114,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--container", default="asr-server", help="model container name")
     add_name_flags(parser)
     args = parser.parse_args(argv)
-    s3 = boto3.client("s3", config=RETRY_CONFIG)
-    ecs = boto3.client("ecs", config=RETRY_CONFIG)
     try:
+        s3 = boto3.client("s3", config=RETRY_CONFIG)
+        ecs = boto3.client("ecs", config=RETRY_CONFIG)
         names = resolve_names(boto3.client("ssm", config=RETRY_CONFIG), args)
         settings = RolloutSettings(
             cluster=names.cluster, service=names.service, container_name=args.container
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             result = promote(s3, ecs, settings, names.bucket, args.key, args.version_id)
         else:
             result = rollback(s3, ecs, settings, names.bucket, args.key, args.version_id)
-    except (AutomationError, MissingNameError) as error:
+    except (AutomationError, MissingNameError, BotoCoreError, ClientError) as error:
         print(f"{args.action}: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result.as_dict(), indent=2))

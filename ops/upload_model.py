@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
 from ezspeech_common.errors import AutomationError, VersioningRequiredError
 from ezspeech_common.rollout import MODEL_SUFFIXES, check_model_key
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         bucket = args.bucket or from_ssm(boto3.client("ssm", config=RETRY_CONFIG), args.env, "models-bucket")
         key = args.key or f"{args.prefix}{args.path.name}"
         uploaded = upload_model(boto3.client("s3", config=RETRY_CONFIG), args.path, bucket, key)
-    except (AutomationError, MissingNameError, OSError, ValueError) as error:
+    except (AutomationError, MissingNameError, OSError, ValueError, BotoCoreError, ClientError) as error:
         print(f"upload-model: {error}", file=sys.stderr)
         return 1
     print(json.dumps(asdict(uploaded)))
