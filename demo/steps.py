@@ -7,6 +7,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from demo import events
 from demo.flow import DemoError, DemoResult, DemoRun, ModelVersion, short_arn
@@ -36,8 +37,8 @@ class DemoInputs:
     live_clip: Path
 
 
-def _rollout(run: DemoRun, label: str, model: ModelVersion, upload_started: float) -> str:
-    """Feed the delivered event for ``model`` to model_rollout; returns the new revision's ARN."""
+def _rollout(run: DemoRun, label: str, model: ModelVersion, upload_started: float) -> dict[str, Any]:
+    """Feed the delivered event for ``model`` to model_rollout; returns the handler's result."""
     say, result = run.say, run.result
     event = run.wait_for_model_event(model.version_id)
     delivered = time.monotonic()
@@ -58,14 +59,18 @@ def _rollout(run: DemoRun, label: str, model: ModelVersion, upload_started: floa
     if revision == before:
         raise DemoError(f"model_rollout did not change the service (still {short_arn(before)})")
     say.fact("service task definition", f"{short_arn(before)} → {short_arn(revision)}")
-    return revision
+    for alert in run.read_alerts():
+        _show_alert(say, alert)
+    rollout: dict[str, Any] = invocation.result
+    result.revisions[label] = revision
+    return rollout
 
 
 def _summarise(result: object) -> list[str]:
     """A handler's return value, the fields a reader cares about first."""
     if not isinstance(result, dict):
         return [json.dumps(result, default=str)[:150]]
-    keys = ("status", "reason", "duplicate", "task_definition_arn", "deployment_id", "model_uri", "sha256")
+    keys = ("status", "reason", "duplicate", "task_definition_arn", "model_uri", "sha256")
     return [f"{key}: {result[key]}" for key in keys if result.get(key) not in (None, "")]
 
 
@@ -158,8 +163,8 @@ def step_3_upload_and_rollout(run: DemoRun, inputs: DemoInputs) -> None:
     run.result.models["v2"] = second
     say.fact("uploaded", f"{second.key} version {second.version_id}")
     say.fact("sha256 metadata", second.sha256)
-    revision = _rollout(run, "v2", second, started)
-    run.result.revisions["v2"] = revision
+    _rollout(run, "v2", second, started)
+    revision = run.result.revisions["v2"]
     say.say("EventBridge delivers at least once, so the same event is handed over a second time:")
     families = run.clients.ecs.list_task_definitions(familyPrefix=run.names.task_family)["taskDefinitionArns"]
     run.invoke("model_rollout", run.last_event)
@@ -175,8 +180,6 @@ def step_3_upload_and_rollout(run: DemoRun, inputs: DemoInputs) -> None:
         if run.result.duplicate_event_deployed_once
         else f"DEPLOYED AGAIN: {len(families)} → {len(families_after)} revisions",
     )
-    for alert in run.read_alerts():
-        _show_alert(say, alert)
 
 
 def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
@@ -310,8 +313,8 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         "uploaded",
         f"{corrupt.key} version {corrupt.version_id} ({inputs.corrupt_model.stat().st_size} bytes)",
     )
-    revision = _rollout(run, "corrupt", corrupt, started)
-    result.revisions["corrupt"] = revision
+    _rollout(run, "corrupt", corrupt, started)
+    revision = result.revisions["corrupt"]
     task = run.start_task("corrupt", revision)
     try:
         ready_s = task.wait_ready()
@@ -337,20 +340,25 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         "SERVICE_DEPLOYMENT_FAILED. Here the demo plays ECS's part: it rolls the service back and "
         "hands that (documented, built here: moto emits no ECS events) event to deploy_watch."
     )
-    good = result.revisions["v2"]
-    service = run.describe_service()
-    failed = [d["id"] for d in service.get("deployments", []) if d.get("taskDefinition") == revision]
-    run.clients.ecs.update_service(cluster=names.cluster, service=names.service, taskDefinition=good)
+    run.clients.ecs.update_service(
+        cluster=names.cluster, service=names.service, taskDefinition=result.revisions["v2"]
+    )
     result.service_revision_after_rollback = run.service_task_definition()
     rolled_back = f"{short_arn(revision)} → {short_arn(result.service_revision_after_rollback)}"
     say.fact("service rolled back", rolled_back)
+    say.say(
+        "moto keeps one deployment per service and drops the service's deploymentConfiguration (it does "
+        "not model ECS deployments), so deploy_watch can neither name the failed revision nor see that the "
+        "breaker rolls back: it reports FAILED and the revision the service is back on. In AWS the alert "
+        "reads 'FAILED, rolled back' and names both."
+    )
     run.invoke(
         "deploy_watch",
         events.ecs_deployment_state_change(
-            service["serviceArn"],
-            failed[0] if failed else "ecs-svc/unknown",
+            run.describe_service()["serviceArn"],
+            f"ecs-svc/demo-{short_arn(revision).rsplit(':', 1)[-1]}",
             "SERVICE_DEPLOYMENT_FAILED",
-            "ECS deployment circuit breaker: tasks failed to start.",
+            "ECS deployment circuit breaker: task failed to start.",
             names.region,
             names.account_id,
         ),
@@ -358,7 +366,7 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
     alerts = run.read_alerts()
     result.alerts["deployment"] = alerts
     for alert in alerts:
-        _show_alert(say, alert)
+        _show_alert(say, alert, lines=4)
 
 
 def step_7_cleanup(run: DemoRun) -> None:
