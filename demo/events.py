@@ -90,7 +90,12 @@ def docker_manifest() -> dict[str, Any]:
 
 
 def night_schedule(action: str) -> dict[str, Any]:
-    """What EventBridge Scheduler delivers to night_scaler: the schedule's fixed input, as is."""
+    """What EventBridge Scheduler delivers to night_scaler: template.yaml's schedule input, with
+    the ``<aws.scheduler.execution-id>`` and ``<aws.scheduler.scheduled-time>`` attributes filled in."""
     if action not in ("scale_down", "scale_up"):
         raise ValueError(f"action must be scale_down or scale_up, got {action!r}")
-    return {"action": action}
+    return {
+        "action": action,
+        "execution_id": str(uuid.uuid4()),
+        "scheduled_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
