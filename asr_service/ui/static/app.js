@@ -147,7 +147,8 @@ class Session {
     item.dataset.segment = String(id);
     item.textContent = message.text;
     const span = offsets(message);
-    if (span) item.title = `${span.start.toFixed(2)}–${span.end.toFixed(2)} s`;
+    // Shown by CSS (li::after), so the segment's text stays exactly what the server sent.
+    if (span) item.dataset.span = `${span.start.toFixed(1)}–${span.end.toFixed(1)} s`;
     ui.segments.textContent = String(ui.finals.children.length);
   }
 
