@@ -195,10 +195,14 @@ def check_model_object(s3: S3Client, ref: ModelRef, settings: RolloutSettings) -
         head = s3.head_object(Bucket=ref.bucket, Key=ref.key, VersionId=ref.version_id)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code in ("404", "NoSuchKey", "NoSuchVersion", "400", "InvalidArgument", "403"):
+        where = f"s3://{ref.bucket}/{ref.key} version {ref.version_id}"
+        if code in ("404", "NoSuchKey", "NoSuchVersion", "400", "InvalidArgument"):
             raise ModelObjectNotFoundError(
-                f"s3://{ref.bucket}/{ref.key} version {ref.version_id} cannot be read ({code}); "
-                "it was deleted, or the version id is wrong"
+                f"{where} does not exist ({code}): deleted, or a wrong version id"
+            ) from error
+        if code in ("403", "AccessDenied"):
+            raise ModelObjectNotFoundError(
+                f"{where} cannot be read (403): missing, or the role lacks s3:GetObjectVersion/s3:ListBucket"
             ) from error
         raise
     size = int(head.get("ContentLength", 0))
