@@ -35,7 +35,8 @@ WORK_DIR = data.REPO / "build" / "demo-train"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 4000
+    #: Upper bound; on this machine the time budget usually ends training first.
+    steps: int = 6000
     batch_seconds: float = 150.0  # padded audio seconds per batch
     lr: float = 2.5e-3
     warmup_steps: int = 150
@@ -47,8 +48,8 @@ class TrainConfig:
     threads: int = 1
     log_every: int = 50
     #: Stop early (and still save) if training would run past this many minutes.
-    max_minutes: float = 65.0
-    validate_every: int = 500
+    max_minutes: float = 70.0
+    validate_every: int = 250
     validation_utterances: int = 120
 
 
@@ -118,10 +119,13 @@ def feature_statistics(model: StreamingGruCtc, corpus: data.synth.Corpus, rng: n
     model.set_normalization(stacked.mean(dim=0), stacked.std(dim=0))
 
 
-def learning_rate(step: int, cfg: TrainConfig) -> float:
+def learning_rate(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak. Progress is the larger of the step
+    fraction and ``time_fraction`` (share of the time budget used), so that on a slow or shared
+    machine the schedule still anneals fully before the budget stops training."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    progress = max((step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps), time_fraction)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
@@ -206,6 +210,12 @@ def train(
     running = 0.0
     stopped_early = False
     audio_seconds = 0.0
+    # The training part of the time budget: what synthesis and set-up left of it.
+    train_budget_s = max(60.0, cfg.max_minutes * 60 - (train_start - wall_start))
+
+    def time_fraction() -> float:
+        return (time.time() - train_start) / train_budget_s
+
     prefetch = Prefetcher(train_corpus.audio)
     try:
         while step < cfg.steps and not stopped_early:
@@ -215,7 +225,7 @@ def train(
             for batch_ids, (batch_np, lens_np) in zip(batches, prefetch.iterate(jobs), strict=False):
                 if step >= cfg.steps:
                     break
-                if (time.time() - wall_start) / 60 > cfg.max_minutes:
+                if time_fraction() >= 1.0:
                     stopped_early = True
                     print(
                         f"time budget of {cfg.max_minutes} min reached at step {step}; stopping", flush=True
@@ -225,7 +235,7 @@ def train(
                 audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
                 targets = [targets_all[i] for i in batch_ids]
                 for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, cfg)
+                    group["lr"] = learning_rate(step, cfg, time_fraction())
                 log_probs, out_lens = model.forward_full(batch, lens)
                 loss = ctc(
                     log_probs.transpose(0, 1),
@@ -242,7 +252,8 @@ def train(
                 if step % cfg.log_every == 0:
                     elapsed = time.time() - train_start
                     print(
-                        f"step {step} epoch {epoch} loss {running:.3f} lr {learning_rate(step, cfg):.2e} "
+                        f"step {step} epoch {epoch} loss {running:.3f} "
+                        f"lr {optimizer.param_groups[0]['lr']:.2e} "
                         f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s",
                         flush=True,
                     )
@@ -255,6 +266,10 @@ def train(
                     save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
     finally:
         prefetch.close()
+    if not history or history[-1]["step"] != step:
+        wer, cer, _ = validate(model, test_corpus, cfg.validation_utterances)
+        history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
+        print(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}", flush=True)
 
     model.spec_augment = None
     model.eval()
@@ -263,7 +278,7 @@ def train(
         "name": "ezspeech-aws demo (espeak-ng synthetic English)",
         "steps": step,
         "epochs": epoch,
-        "stopped_early": stopped_early,
+        "ended_by": "time budget" if stopped_early else "step limit",
         "train_config": asdict(cfg),
         "data": asdict(spec),
         "train_utterances": len(train_corpus.texts),

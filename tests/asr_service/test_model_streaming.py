@@ -9,6 +9,7 @@ from asr_service.model.ctc import greedy_decode
 from asr_service.model.features import FeatureSettings
 from asr_service.model.interface import AcousticModel
 from asr_service.model.streaming_ctc import CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
+from asr_service.model.transcribe import stream_log_probs, transcribe, transcribe_segments
 
 TOLERANCE = 1e-4  # max abs log-prob difference allowed between code paths (float32 rounding)
 
@@ -111,3 +112,17 @@ def test_num_frames_counts_flush_frames() -> None:
     model = make_model()
     assert model.num_frames(0) == model.config.flush_frames
     assert model.num_frames(480 * 10 + 479) == 10 + model.config.flush_frames
+
+
+def test_transcribe_helper_uses_the_streaming_path() -> None:
+    model = make_model()
+    audio = speechlike(1.7, seed=8)
+    streamed = stream_log_probs(model, audio)
+    (reference,) = stream(model, [audio])
+    assert torch.equal(streamed, reference)
+    segments = transcribe_segments(model, audio)
+    assert (
+        " ".join(s.text for s in segments)
+        == transcribe(model, audio)
+        == greedy_decode(streamed, CHAR_TOKENS, 0)
+    )
