@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.lambda_runner import Invocation, invoke
-from demo.moto_server import FAKE_CREDENTIALS, MotoServer
+from demo.moto_server import FAKE_CREDENTIALS, MotoServer, environment_without_aws
 from demo.narration import Narrator
 from demo.resources import (
     CONTAINER_NAME,
@@ -165,7 +164,7 @@ class DemoRun:
         completed = subprocess.run(  # noqa: S603 - our own interpreter and module
             [*command, "--key", MODEL_KEY],
             capture_output=True,
-            env={**_inherited_env(), **self.platform_env, "PYTHONPATH": str(REPO_ROOT)},
+            env={**environment_without_aws(), **self.platform_env, "PYTHONPATH": str(REPO_ROOT)},
             cwd=REPO_ROOT,
             timeout=120,
             check=False,
@@ -259,14 +258,9 @@ class DemoRun:
         return task.start()
 
     def open_stream(self, task: LocalTask, clip: Path) -> BackgroundStream:
-        stream = BackgroundStream(task.ws_url, clip, _inherited_env())
+        stream = BackgroundStream(task.ws_url, clip, environment_without_aws())
         self.streams.append(stream)
         return stream
 
     def transcribe(self, task: LocalTask) -> Transcription:
-        return transcribe(task.ws_url, self.result.clip, _inherited_env())
-
-
-def _inherited_env() -> dict[str, str]:
-    """Our environment minus any real AWS settings, so no child can reach a real account."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+        return transcribe(task.ws_url, self.result.clip, environment_without_aws())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from demo.moto_server import environment_without_aws
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +68,7 @@ def invoke(function: str, event: dict[str, Any], env: dict[str, str], timeout_s:
             [sys.executable, "-m", "demo.lambda_runner", function, str(result_path)],
             input=json.dumps(event).encode(),
             capture_output=True,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+            env={**environment_without_aws(), "PYTHONPATH": str(REPO_ROOT), **env},
             cwd=REPO_ROOT,
             timeout=timeout_s,
             check=False,

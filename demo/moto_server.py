@@ -6,6 +6,7 @@ request log away from the demo and from any test that uses ``mock_aws`` in the s
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,12 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "demo",
     "AWS_SESSION_TOKEN": "demo",
 }
+
+
+def environment_without_aws() -> dict[str, str]:
+    """Our environment minus every AWS_* setting (profile, keys, endpoint, region): children get
+    moto's endpoint and fake keys on top of this, so none of them can reach a real account."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
 
 
 class MotoStartError(RuntimeError):

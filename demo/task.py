@@ -221,7 +221,7 @@ def transcribe(ws_url: str, audio_file: Path, env: dict[str, str], timeout_s: fl
             "--no-realtime",
         ],
         capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        env={**env, "PYTHONPATH": str(REPO_ROOT)},
         cwd=REPO_ROOT,
         timeout=timeout_s,
         check=False,
