@@ -215,6 +215,7 @@ def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
     drained = [r for r in old.log_events() if r.get("event") == "drain_finished"]
     result.drained_sessions = int(drained[-1].get("drained_sessions", 0)) if drained else 0
     say.fact("old task (v1)", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
+    result.timings["SIGTERM → old task exited (1 open stream)"] = stop.seconds
     say.block(_drain_lines(old), prefix="       old task log │ ")
     say.fact("the live user's client", f'exit {code}, final text so far: "{final}"')
     say.block(notes[-1:], prefix="       client │ ")
@@ -258,8 +259,9 @@ def step_5_alerts_and_night(run: DemoRun) -> None:
         5,
         "Image-scan alert and night mode",
         "An image pushed to ECR is scanned; EventBridge sends 'ECR Image Scan' to scan_alert, which "
-        "publishes findings at or above HIGH to SNS. EventBridge Scheduler sends {'action': "
-        "'scale_down'} at night and 'scale_up' in the morning to night_scaler.",
+        "publishes findings at or above HIGH to SNS. At night EventBridge Scheduler sends "
+        "{'action': 'scale_down'} to night_scaler, which saves the day capacity in SSM and sets it to "
+        "0, so ECS stops the tasks; 'scale_up' in the morning restores it (the demo plays ECS).",
     )
     ecr = run.clients.ecr
     manifest = json.dumps(events.docker_manifest())
@@ -292,9 +294,25 @@ def step_5_alerts_and_night(run: DemoRun) -> None:
     saved = run.clients.ssm.get_parameter(Name=names.capacity_parameter)["Parameter"]["Value"]
     say.fact("after scale_down (night)", result.capacity["night"])
     say.fact("saved in SSM", f"{names.capacity_parameter} = {saved}")
+    serving = run.serving
+    if result.capacity["night"].desired_count == 0 and serving is not None:
+        # ECS's part: desired 0 stops the service's tasks (SIGTERM, drain, exit).
+        stop = serving.stop()
+        say.fact(
+            "ECS stops the task", f"exited {stop.exit_code} after {stop.seconds:.1f} s: nothing runs at night"
+        )
+        run.serving = None
     run.invoke("night_scaler", events.night_schedule("scale_up"))
     result.capacity["morning"] = run.capacity()
     say.fact("after scale_up (morning)", result.capacity["morning"])
+    if run.serving is None and result.capacity["morning"].desired_count > 0:
+        # ECS's part again: desired 1 starts a task of the service's current revision.
+        revision = run.service_task_definition()
+        task = run.start_task("morning", revision)
+        ready_s = task.wait_ready()
+        result.timings["task start → ready (morning)"] = ready_s
+        say.fact("ECS starts a task", f"{short_arn(revision)}, ready after {ready_s:.1f} s")
+        run.serving = task
 
 
 def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
@@ -331,7 +349,7 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
     result.serving_after_corrupt_rollout = serving.is_ready()
     text = run.transcribe(serving).text
     result.transcripts["v2 after corrupt upload"] = text
-    say.fact("old task (v2) /ready", "200" if result.serving_after_corrupt_rollout else "NOT READY")
+    say.fact("serving task (v2) /ready", "200" if result.serving_after_corrupt_rollout else "NOT READY")
     say.transcript("still transcribing", text)
     say.say(
         "In AWS: the service's deployment circuit breaker (enabled with rollback in Terraform) counts "

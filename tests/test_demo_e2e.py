@@ -150,3 +150,5 @@ def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
     day, night, morning = (demo_run.capacity[k] for k in ("before night", "night", "morning"))
     assert (night.min_capacity, night.max_capacity, night.desired_count) == (0, 0, 0)
     assert morning == day
+    # The demo played ECS: the task stopped for the night and a new one served in the morning.
+    assert "task start → ready (morning)" in demo_run.timings
