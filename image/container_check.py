@@ -23,7 +23,7 @@ def unreadable_files() -> tuple[int, list[str]]:
     """Files (and directories) on sys.path that this user may not read (or enter)."""
     count, listed = 0, list[str]()  # listed: the first few, for the message
     for entry in sys.path:
-        root = Path(entry or ".")
+        root = Path(entry or ".").resolve()  # "" on sys.path is the working directory
         if not root.is_dir():
             continue
         for directory, dirnames, filenames in os.walk(root):

@@ -65,9 +65,7 @@ def run_preflight(dockerfile: Path, context: Path) -> None:
     for problem in problems:
         print(f"   {dockerfile}:{problem}", file=sys.stderr)
     if problems:
-        raise ImageTestError(
-            f"pre-flight: {dockerfile} has {len(problems)} problem(s), listed above; nothing was built"
-        )
+        raise ImageTestError(f"{dockerfile} has {len(problems)} problem(s), listed above; nothing was built")
     print(f"   {dockerfile}: no static problems")
 
 

@@ -8,6 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+# A cold build takes 5-8 min here (most of it the torch wheels); a hung build must not eat CI.
+BUILD_TIMEOUT_S = 40 * 60
+
 
 class PodmanError(RuntimeError):
     """A podman command failed; the message carries its stderr."""
@@ -36,7 +39,13 @@ def build(dockerfile: Path, context: Path, tag: str, build_args: dict[str, str],
     command.append(str(context))
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode  # noqa: S603
+        try:
+            return subprocess.run(  # noqa: S603
+                command, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=BUILD_TIMEOUT_S
+            ).returncode
+        except subprocess.TimeoutExpired:
+            out.write(f"\n(image-test: podman build stopped after {BUILD_TIMEOUT_S} s)\n")
+            return 124
 
 
 def image_config(tag: str) -> dict[str, Any]:
