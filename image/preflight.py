@@ -254,8 +254,8 @@ def _check_copy(ins: Instruction, context: Path, ignore: list[str], stage_names:
         return []
     problems = []
     for source in sources:
-        if re.match(r"^[a-z]+://", source) or "$" in source:
-            continue  # ADD of a URL; a path from a build argument is checked by the build itself
+        if re.match(r"^[a-z]+://", source) or "$" in source or source.startswith("<<"):
+            continue  # ADD of a URL, a heredoc, a path from a build argument: the build checks those
         relative = source.lstrip("/").removeprefix("./") or "."
         matches = sorted(context.glob(relative)) if relative != "." else [context]
         if not matches:

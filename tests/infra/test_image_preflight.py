@@ -110,6 +110,11 @@ def test_dockerignore_exception_keeps_a_path(tmp_path: Path) -> None:
     assert checks_of(dockerfile, tmp_path) == set()
 
 
+def test_copy_of_a_heredoc_is_not_a_missing_source(tmp_path: Path) -> None:
+    dockerfile = write(tmp_path, HEAD + "COPY <<EOF /app/settings.ini\n[x]\nEOF\n" + GOOD_TAIL)
+    assert checks_of(dockerfile, tmp_path) == set()
+
+
 def test_copy_from_unknown_stage_is_caught(tmp_path: Path) -> None:
     dockerfile = write(
         tmp_path, HEAD + "FROM ${BASE_IMAGE}\nCOPY --from=bulider /opt/venv /opt/venv\n" + GOOD_TAIL
