@@ -53,6 +53,7 @@ def image_config(tag: str) -> dict[str, Any]:
     data = json.loads(podman("image", "inspect", tag).stdout)[0]
     config = dict(data.get("Config") or {})
     config["Size"] = data.get("Size", 0)
+    config["Healthcheck"] = data.get("Healthcheck")  # podman keeps it beside Config, not in it
     return config
 
 
