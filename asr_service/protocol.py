@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -77,7 +78,12 @@ def _optional_sample_rate(value: Any) -> int | None:
 
 
 def _sample_rate(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
         raise ProtocolError("bad_sample_rate", f"sample_rate must be an integer, got {value!r}")
     rate = int(value)
     if rate not in SUPPORTED_SAMPLE_RATES:

@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asr_service import protocol
 from asr_service.protocol import AudioChunk, CloseCode, ConfigRequest, Eof, ProtocolError, Start
@@ -14,7 +16,7 @@ from asr_service.protocol import AudioChunk, CloseCode, ConfigRequest, Eof, Prot
 def test_start_defaults_and_validation():
     assert protocol.parse_text_message('{"type": "start"}') == Start(16000, "s16le")
     assert protocol.parse_text_message('{"type": "start", "sample_rate": 44100.0}') == Start(44100, "s16le")
-    for rate in ("16000", True, 16000.5):
+    for rate in ("16000", True, 16000.5, float("nan"), float("inf")):
         with pytest.raises(ProtocolError) as error:
             protocol.parse_text_message(json.dumps({"type": "start", "sample_rate": rate}))
         assert error.value.code == "bad_sample_rate"
@@ -67,3 +69,34 @@ def test_events_encode_compactly_and_keep_unicode():
     assert protocol.error_event("x", "y") == {"type": "error", "code": "x", "message": "y"}
     assert protocol.error_event("x", "y", CloseCode.TOO_BIG)["close_code"] == 1009
     assert protocol.closing_event("server_draining", CloseCode.GOING_AWAY)["close_code"] == 1001
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+            ),
+            max_leaves=10,
+        ).map(json.dumps),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["start", "eof", "audio_chunk", "config", "audio_file", "x"])},
+            optional={
+                "sample_rate": st.one_of(st.integers(), st.floats(), st.text(max_size=5), st.none()),
+                "encoding": st.text(max_size=8),
+                "audio_data": st.text(max_size=12),
+                "is_final": st.one_of(st.booleans(), st.integers()),
+                "channels": st.integers(-1, 3),
+            },
+        ).map(json.dumps),
+    )
+)
+def test_any_text_message_parses_or_raises_a_protocol_error(text):
+    try:
+        protocol.parse_text_message(text)
+    except ProtocolError as error:
+        assert error.code and error.message
+        assert error.close_code in (None, CloseCode.UNSUPPORTED)
