@@ -263,6 +263,7 @@ def drain_while_streaming(
             ws.send(pcm[offset : offset + chunk])
         time.sleep(1.0)  # let the server process what it has, as a live stream would
         stopper = threading.Thread(target=stop)
+        before_stop = len(events)
         stopper.start()
         ready_codes = []
         try:
@@ -277,7 +278,8 @@ def drain_while_streaming(
         except TimeoutError:
             outcome["close_code"] = "timeout"
         stopper.join()
-    outcome["events"] = [str(e.get("type")) for e in events]
+    types = [str(event.get("type")) for event in events]
+    outcome["events"], outcome["events_after_stop"] = types, types[before_stop:]
     outcome["ready_during_drain"] = [c for c in ready_codes if c is not None]
     outcome["exit_code"] = container_state(name).get("ExitCode")
     return outcome
@@ -292,8 +294,8 @@ def check_drain(outcome: dict[str, object], stop_timeout: int, output: str, repo
     if outcome.get("close_code") not in DRAIN_CLOSE_CODES:
         problems.append(f"the open session was closed with {outcome.get('close_code')}, not 1001")
     events = list(outcome["events"])  # type: ignore[call-overload]
-    if "final" not in events:
-        problems.append(f"the open session got no final result before its close (events {events})")
+    if "final" not in list(outcome["events_after_stop"]):  # type: ignore[call-overload]
+        problems.append(f"the open session got no final result after SIGTERM (events {events})")
     if not events or events[-1] in {"connection", "partial", "final"}:
         problems.append("no event said why the session closed (DESIGN: every close comes after one)")
     answers = list(outcome["ready_during_drain"])  # type: ignore[call-overload]

@@ -13,6 +13,7 @@ CLEAN: dict[str, object] = {
     "close_code": 1001,
     "close_reason": "draining",
     "events": ["connection", "partial", "final", "closing"],
+    "events_after_stop": ["final", "closing"],
     "stop_s": 1.2,
     "exit_code": 0,
     "ready_during_drain": [200, 200, 503],
@@ -28,7 +29,7 @@ def test_clean_drain_passes() -> None:
     [
         ({"close_code": 1000}, "not 1001"),
         ({"close_code": "timeout"}, "not 1001"),
-        ({"events": ["connection", "partial", "closing"]}, "no final result"),
+        ({"events_after_stop": ["closing"]}, "no final result after SIGTERM"),
         ({"events": ["connection", "partial", "final"]}, "no event said why"),
         ({"exit_code": 137}, "137: killed"),
         ({"stop_s": 30.0}, "did not finish in time"),
