@@ -1,8 +1,9 @@
-"""The whole event-driven loop, step by step: what ``python -m demo`` narrates and the e2e test runs.
+"""The demo's plumbing: one run's state (moto, clients, tasks) and the real tools it drives.
 
-Everything here is real except AWS itself: moto (server mode, its own process) answers the AWS
-APIs and delivers S3 → EventBridge → SQS events; the Lambda handlers, the upload tool, the ASR
-server and its client are the project's own code, each started the way it runs in production.
+The steps themselves are in ``demo.steps``. Everything is real except AWS itself: moto (server
+mode, its own process) answers the AWS APIs and delivers S3 → EventBridge → SQS events; the
+Lambda handlers, the upload tool, the ASR server and its client are the project's own code,
+each started the way it runs in production.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,6 @@ class DemoRun:
         self.serving: LocalTask | None = None
         self.last_event: dict[str, Any] = {}
         self.streams: list[BackgroundStream] = []
-        self._cleanup = ExitStack()
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -151,7 +150,6 @@ class DemoRun:
         for task in self.tasks:
             task.kill()
         self.moto.stop()
-        self._cleanup.close()
         self.result.tasks_left_running = sum(task.running() for task in self.tasks)
 
     def upload_model(self, path: Path) -> ModelVersion:
@@ -229,7 +227,8 @@ class DemoRun:
         )
 
     def read_alerts(self) -> list[dict[str, str]]:
-        """Messages published to the SNS topic, read back through the demo's SQS subscription."""
+        """Messages published to the SNS topics since the last call, read back through the demo's
+        SQS subscription (the SNS envelope keeps the subject)."""
         alerts: list[dict[str, str]] = []
         sqs = self.clients.sqs
         while True:
