@@ -184,7 +184,7 @@ def check_healthcheck(name: str, report: Report) -> None:
     report.add("HEALTHCHECK run", "passes against the ready server")
 
 
-def transcribe(ws_port: int, clip: Path, report: Report) -> str:
+def transcribe(ws_port: int, clip: Path, max_cer: float, report: Report) -> str:
     command = [
         sys.executable, "-m", "asr_service.client",
         "--server", f"ws://127.0.0.1:{ws_port}", "--audio-file", str(clip), "--no-realtime",
@@ -204,7 +204,14 @@ def transcribe(ws_port: int, clip: Path, report: Report) -> str:
     report.add("transcription", f"{time.monotonic() - started:.1f} s for {clip.name}: {text!r}")
     reference = expected_transcript(clip)
     if reference is not None:
-        report.add("word error rate", f"{word_error_rate(reference, text):.0%} against {reference!r}")
+        cer = error_rate(list(reference.lower()), list(text.lower()))
+        wer = error_rate(reference.lower().split(), text.lower().split())
+        report.add("error rates", f"CER {cer:.0%}, WER {wer:.0%} against {reference!r}")
+        if cer > max_cer:
+            raise ImageTestError(
+                f"the transcript through the container is too far from the reference: CER {cer:.0%} > "
+                f"{max_cer:.0%} (--max-cer). Does this model transcribe the clip outside the image?"
+            )
     return text
 
 
@@ -217,15 +224,15 @@ def expected_transcript(clip: Path) -> str | None:
     return str(value) if value is not None else None
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    ref, hyp = reference.lower().split(), hypothesis.lower().split()
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+def error_rate(reference: list[str], hypothesis: list[str]) -> float:
+    """Edit distance / reference length: WER over words, CER over characters."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref_item in enumerate(reference, start=1):
+        current = [i] + [0] * len(hypothesis)
+        for j, hyp_item in enumerate(hypothesis, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_item != hyp_item))
         previous = current
-    return previous[-1] / max(len(ref), 1)
+    return previous[-1] / max(len(reference), 1)
 
 
 def pcm16_of(clip: Path) -> tuple[bytes, int]:
@@ -333,6 +340,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model", type=Path, help="serve this checkpoint (mounted read-only, MODEL_PATH) instead of the demo"
     )
+    parser.add_argument(
+        "--max-cer",
+        type=float,
+        default=0.5,
+        help="fail when the clip's character error rate (vs transcripts.json) is above this",
+    )
     parser.add_argument("--log-dir", type=Path, default=REPO / "build" / "image-test")
     parser.add_argument("--preflight-only", action="store_true", help="static checks only, no podman")
     return parser.parse_args(argv)
@@ -371,7 +384,7 @@ def run(args: argparse.Namespace) -> Report:
         if config.get("Healthcheck"):
             check_healthcheck(name, report)
         step(f"7/8 transcribe {args.clip} through the published WebSocket port")
-        transcribe(ws_port, args.clip, report)
+        transcribe(ws_port, args.clip, args.max_cer, report)
         step("8/8 SIGTERM while a session streams")
         outcome = drain_while_streaming(name, ws_port, health_port, args.clip, args.stop_timeout)
         check_drain(outcome, args.stop_timeout, logs(name), report)

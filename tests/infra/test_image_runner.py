@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from image.image_test import ImageTestError, Report, check_drain, model_options, word_error_rate
+from image.image_test import ImageTestError, Report, check_drain, error_rate, model_options
 
 CLEAN: dict[str, object] = {
     "close_code": 1001,
@@ -47,10 +47,11 @@ def test_traceback_in_the_container_output_fails_the_drain() -> None:
         check_drain(dict(CLEAN), 30, "Traceback (most recent call last):\n", Report())
 
 
-def test_word_error_rate() -> None:
-    assert word_error_rate("the blue street", "the blue street") == 0.0
-    assert word_error_rate("the blue street", "the street") == pytest.approx(1 / 3)
-    assert word_error_rate("a b", "x y z") == pytest.approx(3 / 2)
+def test_error_rate_over_words_and_characters() -> None:
+    assert error_rate(["the", "blue", "street"], ["the", "blue", "street"]) == 0.0
+    assert error_rate(["the", "blue", "street"], ["the", "street"]) == pytest.approx(1 / 3)
+    assert error_rate(["a", "b"], ["x", "y", "z"]) == pytest.approx(3 / 2)
+    assert error_rate(list("beach"), list("bech")) == pytest.approx(1 / 5)
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
