@@ -71,3 +71,15 @@ def test_the_client_cli_prints_the_transcript_as_its_last_line(demo_server):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == TRANSCRIPTS[clip]
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_a_demo_clip_sent_at_a_higher_rate_is_resampled_to_the_same_transcript(demo_server, rate):
+    import torch
+    import torchaudio
+
+    clip = sorted(TRANSCRIPTS)[1]
+    audio, clip_rate = soundfile.read(str(CLIPS / clip), dtype="float32")
+    upsampled = torchaudio.functional.resample(torch.from_numpy(audio), clip_rate, rate).numpy()
+    events, code = stream_native(demo_server.url, upsampled, sample_rate=rate, frame_ms=40)
+    assert code == 1000 and events[-1]["text"] == TRANSCRIPTS[clip]
