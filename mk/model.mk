@@ -1,12 +1,13 @@
 # The streaming model and the shipped demo model (issue #4).
 # `make demo-model` is the exact recipe that produced asr_service/models/demo/demo.pt:
 # synthesize the seeded espeak-ng corpus (build/demo-data, cached), train on the CPU, write the
-# checkpoint, evaluate it through the streaming path and write the model card.
+# checkpoint, attach the grammar's word list (lexicon), evaluate it through the streaming path and write the model card.
 DEMO_MODEL := asr_service/models/demo/demo.pt
 MODEL ?= $(DEMO_MODEL)
 .PHONY: demo-model eval demo-clips
 demo-model: venv system-deps ## Re-train the shipped demo model from scratch (espeak-ng speech; ~90 min on 2 cores)
 	nice -n 2 $(PY) -m training.train --output $(DEMO_MODEL)
+	$(PY) -m training.lexicon --model $(DEMO_MODEL)
 	$(PY) -m training.evaluate --model $(DEMO_MODEL) --json build/demo-train/eval.json
 	$(PY) -m training.model_card --model $(DEMO_MODEL) --eval build/demo-train/eval.json
 

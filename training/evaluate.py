@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
+from asr_service.model.ctc import IncrementalGreedyDecoder, Lexicon
 from asr_service.model.interface import AcousticModel
 from asr_service.model.transcribe import stream_blocks, transcribe
 from training import data
@@ -29,19 +30,35 @@ from training.metrics import error_rates
 EVAL_SEED = 7
 
 
+def _decode(model: AcousticModel, blocks: list[torch.Tensor], lexicon: Lexicon | None) -> str:
+    decoder = IncrementalGreedyDecoder(model.tokens, model.blank_id, model.frame_shift_s, lexicon=lexicon)
+    for block in blocks:
+        decoder.accept(block)
+    segment = decoder.finalize()
+    return segment.text if segment else ""
+
+
 def evaluate_streaming(model: AcousticModel, corpus: data.synth.Corpus) -> dict[str, Any]:
+    """Stream every held-out utterance once; decode its blocks with and without the lexicon."""
+    lexicon: Lexicon | None = getattr(model, "lexicon", None)
     rng = np.random.default_rng(EVAL_SEED)
-    hyps = []
+    plain, corrected = [], []
     for audio in corpus.audio:
-        noisy = augment(audio, rng, snr_db=(10.0, 40.0))
-        hyps.append(transcribe(model, torch.from_numpy(noisy)))
-    wer, cer = error_rates(corpus.texts, hyps)
-    wrong = [(r, h) for r, h in zip(corpus.texts, hyps, strict=True) if r != h]
+        noisy = torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0)))
+        blocks = list(stream_blocks(model, noisy))
+        plain.append(_decode(model, blocks, None))
+        corrected.append(_decode(model, blocks, lexicon) if lexicon else plain[-1])
+    wer, cer = error_rates(corpus.texts, corrected)
+    greedy_wer, greedy_cer = error_rates(corpus.texts, plain)
+    wrong = [(r, h) for r, h in zip(corpus.texts, corrected, strict=True) if r != h]
     return {
-        "utterances": len(hyps),
+        "utterances": len(corrected),
+        "lexicon_words": len(lexicon.words) if lexicon else 0,
         "wer": wer,
         "cer": cer,
-        "sentence_accuracy": 1 - len(wrong) / max(1, len(hyps)),
+        "greedy_wer": greedy_wer,
+        "greedy_cer": greedy_cer,
+        "sentence_accuracy": 1 - len(wrong) / max(1, len(corrected)),
         "examples_wrong": wrong[:8],
     }
 
@@ -96,7 +113,12 @@ def main(argv: list[str] | None = None) -> None:
         f"held-out ({result['utterances']} utterances, streaming path): "
         f"WER {result['wer']:.2%}  CER {result['cer']:.2%}  "
         f"sentences exact {result['sentence_accuracy']:.1%}"
+        + (" (with the model's lexicon)" if result["lexicon_words"] else "")
     )
+    if result["lexicon_words"]:
+        print(
+            f"greedy CTC alone (no lexicon): WER {result['greedy_wer']:.2%}  CER {result['greedy_cer']:.2%}"
+        )
     print(f"real-time factor, one stream, 1 thread: {result['rtf_1_thread']:.4f}")
     for clip in clips:
         mark = "ok " if clip["exact"] else "BAD"

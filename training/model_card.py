@@ -66,11 +66,18 @@ def render(path: Path, meta: dict[str, Any], result: dict[str, Any], sha256: str
         "",
         "| metric | value |",
         "|---|---|",
-        f"| WER | {result['wer']:.2%} |",
-        f"| CER | {result['cer']:.2%} |",
+        f"| WER (greedy CTC + lexicon correction) | {result['wer']:.2%} |",
+        f"| CER (greedy CTC + lexicon correction) | {result['cer']:.2%} |",
+        f"| WER (greedy CTC alone) | {result.get('greedy_wer', result['wer']):.2%} |",
+        f"| CER (greedy CTC alone) | {result.get('greedy_cer', result['cer']):.2%} |",
         f"| sentences exactly right | {result['sentence_accuracy']:.1%} |",
         f"| real-time factor, one stream, 1 CPU thread | {result['rtf_1_thread']:.4f} |",
         f"| utterances | {result['utterances']} |",
+        "",
+        f"Lexicon correction: the checkpoint carries the grammar's {result.get('lexicon_words', 0)} words; "
+        "a decoded word not in that list is replaced by the nearest listed word within a small edit "
+        "distance (`asr_service.model.ctc.Lexicon`). Both numbers come from the same streamed "
+        "log-probs.",
         "",
         "Demo clips (`tests/data/clips`, held-out sentences, fixed voices chosen before training):",
         "",

@@ -5,7 +5,8 @@ Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else
     {"format": "ezspeech-aws/ctc-checkpoint", "version": 1,
      "arch": "<name registered with interface.register_architecture>",
      "hparams": {...}, "features": {...}, "tokens": [...], "blank_id": 0,
-     "state_dict": {name: tensor}, "metadata": {...free: training info, created_at, ...}}
+     "state_dict": {name: tensor}, "metadata": {...free: training info, created_at, ...},
+     "lexicon": [...words]}   # optional: closed vocabulary for word correction (ctc.Lexicon)
 
 The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
 a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
@@ -19,7 +20,7 @@ import hashlib
 import io
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 
 # Imported for its side effect: registering the shipped architecture with the loader.
 from asr_service.model import streaming_ctc  # noqa: F401
+from asr_service.model.ctc import Lexicon
 from asr_service.model.interface import AcousticModel, architecture_builder
 
 FORMAT_TAG = "ezspeech-aws/ctc-checkpoint"
@@ -74,6 +76,9 @@ class LoadedModel:
     #: SHA-256 of the checkpoint bytes (what ``MODEL_SHA256`` pins).
     sha256: str = ""
     num_parameters: int = 0
+    #: Closed vocabulary shipped with the model (None: open vocabulary). Also set as
+    #: ``module.lexicon`` so code holding only the model can find it.
+    lexicon: Lexicon | None = None
 
 
 def save_checkpoint(
@@ -86,6 +91,7 @@ def save_checkpoint(
     blank_id: int,
     state_dict: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any] | None = None,
+    lexicon: Iterable[str] | None = None,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU."""
     meta = dict(metadata or {})
@@ -101,6 +107,8 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
         "metadata": meta,
     }
+    if lexicon is not None:
+        payload["lexicon"] = sorted(set(lexicon))
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -127,6 +135,8 @@ def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = 
     model = _build(payload, where)
     model.to(device)
     model.eval()
+    lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") else None
+    object.__setattr__(model, "lexicon", lexicon)  # a plain attribute, not a submodule or buffer
     return LoadedModel(
         model=model,  # type: ignore[arg-type]  # checked structurally by the Protocol at runtime
         module=model,
@@ -138,6 +148,7 @@ def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = 
         metadata=dict(payload.get("metadata") or {}),
         sha256=hashlib.sha256(data).hexdigest(),
         num_parameters=sum(p.numel() for p in model.parameters()),
+        lexicon=lexicon,
     )
 
 
@@ -199,6 +210,9 @@ def _check_layout(payload: Any, where: str) -> None:
         raise CheckpointFormatError(f"{where}: blank_id {payload['blank_id']} outside {len(tokens)} tokens")
     if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
         raise CheckpointFormatError(f"{where}: 'state_dict' must map names to tensors")
+    lexicon = payload.get("lexicon")
+    if lexicon is not None and not (isinstance(lexicon, list) and all(isinstance(w, str) for w in lexicon)):
+        raise CheckpointFormatError(f"{where}: 'lexicon' must be a list of words")
     if payload.get("metadata") is not None and not isinstance(payload["metadata"], dict):
         raise CheckpointFormatError(f"{where}: 'metadata' must be a dict")
 

@@ -8,6 +8,12 @@ Confidence of a segment (``Segment.confidence``) is the mean, over the segment's
 that emits or repeats a token counts; blank frames, which dominate any CTC output, do not, so the
 number reflects how sure the model was about what it wrote, in (0, 1].
 
+Lexicon (optional): a closed-vocabulary model (the shipped demo) can carry its word list in the
+checkpoint. Greedy CTC spells words letter by letter and sometimes misspells them; with a
+:class:`Lexicon`, each finished word that is not in the list is replaced by the nearest listed word
+when that is within a small edit distance (otherwise it is kept as spelled). The word still being
+spoken (the last one of a partial) is left as decoded until the segment is finalized.
+
 Times: frame ``i`` is reported at ``i * frame_shift_s`` from the start of the stream. A causal CTC
 model emits a token shortly after it was spoken (the shipped model at most a few frames), so
 segment times are late by about that much.
@@ -60,6 +66,63 @@ def greedy_decode_batch(
     ]
 
 
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+class Lexicon:
+    """A closed word list; :meth:`correct` snaps a misspelled word to its nearest listed word."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = frozenset(w for w in words if w)
+        if not self.words:
+            raise ValueError("a lexicon needs at least one word")
+        self._by_length: dict[int, list[str]] = {}
+        for word in sorted(self.words):
+            self._by_length.setdefault(len(word), []).append(word)
+        self._cache: dict[str, str] = {}
+
+    @staticmethod
+    def max_edits(word: str) -> int:
+        """How far a spelling may be from a listed word and still be snapped to it."""
+        return max(1, (len(word) * 2 + 2) // 5)
+
+    def correct(self, word: str) -> str:
+        """``word`` if listed, else the nearest listed word within :meth:`max_edits`, else ``word``."""
+        if word in self.words:
+            return word
+        found = self._cache.get(word)
+        if found is None:
+            found = self._nearest(word)
+            if len(self._cache) < 65536:  # bounded: a stream of garbage must not grow memory
+                self._cache[word] = found
+        return found
+
+    def _nearest(self, word: str) -> str:
+        limit = self.max_edits(word)
+        best, best_key = word, (limit + 1, 1)
+        for length in range(len(word) - limit, len(word) + limit + 1):
+            for candidate in self._by_length.get(length, ()):
+                distance = _edit_distance(word, candidate)
+                # Ties go to the candidate sharing the first letter, then alphabetical (sorted lists).
+                key = (distance, 0 if candidate[:1] == word[:1] else 1)
+                if key < best_key:
+                    best, best_key = candidate, key
+        return best
+
+    def correct_text(self, text: str, last_word_complete: bool = True) -> str:
+        words = text.split()
+        done = words if last_word_complete else words[:-1]
+        fixed = [self.correct(w) for w in done]
+        return " ".join(fixed if last_word_complete else [*fixed, *words[-1:]])
+
+
 @dataclass(frozen=True)
 class Segment:
     """A finalized piece of transcript."""
@@ -82,7 +145,13 @@ class IncrementalGreedyDecoder:
     concatenated blocks; ``finalize`` only decides where one segment ends and the next begins.
     """
 
-    def __init__(self, tokens: Sequence[str], blank_id: int, frame_shift_s: float) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        blank_id: int,
+        frame_shift_s: float,
+        lexicon: Lexicon | None = None,
+    ) -> None:
         if not 0 <= blank_id < len(tokens):
             raise ValueError(f"blank_id {blank_id} is outside the {len(tokens)}-token vocabulary")
         if frame_shift_s <= 0:
@@ -90,6 +159,7 @@ class IncrementalGreedyDecoder:
         self.tokens = list(tokens)
         self.blank_id = blank_id
         self.frame_shift_s = frame_shift_s
+        self.lexicon = lexicon
         # Tokens that are not speech for endpointing: the blank and a bare word boundary.
         self._silent_ids = {blank_id} | {i for i, t in enumerate(self.tokens) if t == WORD_BOUNDARY}
         self._frames_seen = 0
@@ -134,7 +204,10 @@ class IncrementalGreedyDecoder:
     @property
     def partial_text(self) -> str:
         """Text of the current (not yet finalized) segment."""
-        return tokens_to_text(self._ids, self.tokens)
+        text = tokens_to_text(self._ids, self.tokens)
+        if self.lexicon is None:
+            return text
+        return self.lexicon.correct_text(text, last_word_complete=False)
 
     @property
     def has_speech(self) -> bool:
@@ -153,7 +226,9 @@ class IncrementalGreedyDecoder:
     # ------------------------------------------------------------------ cutting
     def finalize(self) -> Segment | None:
         """Close the current segment and start a new one; None when it holds no text."""
-        text = self.partial_text
+        text = tokens_to_text(self._ids, self.tokens)
+        if self.lexicon is not None:
+            text = self.lexicon.correct_text(text)
         first, last = self._first_frame, self._last_frame
         ids = tuple(self._ids)
         confidence = self._prob_sum / self._prob_frames if self._prob_frames else 0.0

@@ -3,7 +3,8 @@
 Used by ``make eval``, the tests and anyone who wants text from a file without a server: audio is
 cut into ``chunk_samples`` chunks, ``lookahead_samples`` zeros are appended at end of stream (then
 zeros up to a whole chunk), each chunk goes through ``stream_step`` with carried state, and frames
-past ``num_frames(len(audio))`` are dropped before the incremental decoder sees them.
+past ``num_frames(len(audio))`` are dropped before the incremental decoder sees them. A model
+loaded with a lexicon (``model.lexicon``, see ``checkpoint.load_checkpoint``) gets word correction.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def transcribe_segments(
     model: AcousticModel, audio: torch.Tensor, min_silence_s: float | None = None
 ) -> list[Segment]:
     """Streaming transcription, cut at silences of ``min_silence_s`` (None: one segment)."""
-    decoder = IncrementalGreedyDecoder(model.tokens, model.blank_id, model.frame_shift_s)
+    decoder = IncrementalGreedyDecoder(
+        model.tokens, model.blank_id, model.frame_shift_s, lexicon=getattr(model, "lexicon", None)
+    )
     segments: list[Segment] = []
     for block in stream_blocks(model, audio):
         decoder.accept(block)

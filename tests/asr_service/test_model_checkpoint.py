@@ -194,3 +194,23 @@ def test_pickle_that_runs_code_is_refused_and_never_runs(tmp_path: Path) -> None
 def test_default_model_path_is_inside_the_package() -> None:
     assert DEFAULT_MODEL_PATH.name == "demo.pt"
     assert DEFAULT_MODEL_PATH.parent.parent.parent.name == "asr_service"
+
+
+def test_lexicon_travels_with_the_checkpoint(tmp_path: Path) -> None:
+    model = small_model()
+    path = tmp_path / "lex.pt"
+    save_checkpoint(
+        path,
+        arch=ARCH_NAME,
+        hparams=CONFIG.to_dict(),
+        features=FeatureSettings().to_dict(),
+        tokens=CHAR_TOKENS,
+        blank_id=0,
+        state_dict=model.state_dict(),
+        lexicon=["zebra", "apple", "apple"],
+    )
+    loaded = load_checkpoint(path)
+    assert loaded.lexicon is not None and loaded.lexicon.words == {"apple", "zebra"}
+    assert loaded.module.lexicon is loaded.lexicon
+    assert load_checkpoint(to_bytes(payload())).lexicon is None
+    expect_refusal(to_bytes(payload() | {"lexicon": [1, 2]}), CheckpointFormatError, "'lexicon'")

@@ -9,6 +9,7 @@ import torch
 
 from asr_service.model.ctc import (
     IncrementalGreedyDecoder,
+    Lexicon,
     collapse,
     greedy_decode,
     greedy_decode_batch,
@@ -104,3 +105,24 @@ def test_accept_rejects_wrong_vocabulary_size() -> None:
     decoder = IncrementalGreedyDecoder(TOKENS, 0, frame_shift_s=0.03)
     with pytest.raises(ValueError, match="accept wants"):
         decoder.accept(torch.zeros(3, 7))
+
+
+def test_lexicon_snaps_near_misses_and_keeps_far_ones() -> None:
+    lexicon = Lexicon(["beach", "heavy", "office", "the", "a"])
+    assert lexicon.correct("bech") == "beach"
+    assert lexicon.correct("offece") == "office"
+    assert lexicon.correct("the") == "the"
+    assert lexicon.correct("zzzzzzzz") == "zzzzzzzz"  # nothing close: keep what was heard
+    assert lexicon.correct_text("hevy bech") == "heavy beach"
+    assert lexicon.correct_text("hevy bech", last_word_complete=False) == "heavy bech"
+
+
+def test_decoder_with_lexicon_corrects_finished_words_only() -> None:
+    tokens = ["<blank>", "▁", "a", "b", "c"]
+    lexicon = Lexicon(["abc", "cab"])
+    decoder = IncrementalGreedyDecoder(tokens, 0, frame_shift_s=0.03, lexicon=lexicon)
+    # "ab▁ca": the first word is finished ("ab" → "abc"), the second is still being spoken.
+    decoder.accept(frames([2, 3, 1, 4, 2]))
+    assert decoder.partial_text == "abc ca"
+    segment = decoder.finalize()
+    assert segment is not None and segment.text == "abc cab"
