@@ -66,12 +66,23 @@ def greedy_decode_batch(
     ]
 
 
-def _edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
+_VOWELS = frozenset("aeiouy")
+
+
+def _spelling_distance(a: str, b: str) -> float:
+    """Levenshtein distance where swapping one vowel for another costs 0.5: a model that spells
+    by ear mostly confuses vowels ("hevy" for "heavy"), so those are the cheaper mistakes."""
+    previous = [float(j) for j in range(len(b) + 1)]
     for i, ca in enumerate(a, start=1):
-        current = [i]
+        current = [float(i)]
         for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+            if ca == cb:
+                substitute = 0.0
+            elif ca in _VOWELS and cb in _VOWELS:
+                substitute = 0.5
+            else:
+                substitute = 1.0
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + substitute))
         previous = current
     return previous[-1]
 
@@ -106,12 +117,12 @@ class Lexicon:
 
     def _nearest(self, word: str) -> str:
         limit = self.max_edits(word)
-        best, best_key = word, (limit + 1, 1)
+        best, best_key = word, (float(limit) + 0.25, 1)
         for length in range(len(word) - limit, len(word) + limit + 1):
             for candidate in self._by_length.get(length, ()):
-                distance = _edit_distance(word, candidate)
+                distance = _spelling_distance(word, candidate)
                 # Ties go to the candidate sharing the first letter, then alphabetical (sorted lists).
-                key = (distance, 0 if candidate[:1] == word[:1] else 1)
+                key: tuple[float, int] = (distance, 0 if candidate[:1] == word[:1] else 1)
                 if key < best_key:
                     best, best_key = candidate, key
         return best
