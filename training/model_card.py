@@ -15,7 +15,9 @@ from asr_service.model.checkpoint import load_checkpoint
 from training import synth
 
 
-def render(path: Path, meta: dict[str, Any], result: dict[str, Any], sha256: str, size: int) -> str:
+def render(
+    path: Path, meta: dict[str, Any], result: dict[str, Any], sha256: str, size: int, notes: list[str]
+) -> str:
     cfg = meta.get("train_config", {})
     spec = meta.get("data", {})
     lines = [
@@ -34,6 +36,8 @@ def render(path: Path, meta: dict[str, Any], result: dict[str, Any], sha256: str
         f"- {meta.get('parameters', 0) / 1e6:.2f} M parameters. Chunks of 300 ms; emission delay up to "
         "90 ms (3 flush frames at end of stream).",
         "- Exact streaming: chunked decoding equals whole-utterance decoding (float rounding only).",
+        f"- Ships a lexicon of {meta.get('lexicon_words', 0)} words (the grammar's vocabulary) for "
+        "word correction after greedy CTC.",
         "",
         "## Data",
         "",
@@ -94,6 +98,8 @@ def render(path: Path, meta: dict[str, Any], result: dict[str, Any], sha256: str
     ]
     for row in meta.get("validation", []):
         lines.append(f"| {row['step']} | {row['loss']:.3f} | {row['wer']:.2%} | {row['cer']:.2%} |")
+    if notes:
+        lines += ["", "## Notes on this build", ""] + [f"- {note}" for note in notes]
     lines += [
         "",
         "## Limits",
@@ -111,11 +117,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--eval", type=Path, required=True)
+    parser.add_argument("--note", action="append", default=[], help="a line for 'Notes on this build'")
     args = parser.parse_args(argv)
     loaded = load_checkpoint(args.model)
-    meta = dict(loaded.metadata) | {"arch": loaded.arch, "hparams": loaded.hparams}
+    meta = dict(loaded.metadata) | {
+        "arch": loaded.arch,
+        "hparams": loaded.hparams,
+        "parameters": loaded.num_parameters,
+    }
     result = json.loads(args.eval.read_text())
-    card = render(args.model, meta, result, loaded.sha256, args.model.stat().st_size)
+    card = render(args.model, meta, result, loaded.sha256, args.model.stat().st_size, args.note)
     out = args.model.parent / "MODEL_CARD.md"
     out.write_text(card)
     print(f"wrote {out}")
