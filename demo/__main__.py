@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         help="where logs and downloaded models go (default: a temporary folder, removed on success)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder after a successful run")
+    parser.add_argument(
+        "--model", type=Path, help="checkpoint to roll out as v1 (default: the shipped demo model)"
+    )
     args = parser.parse_args(argv)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="ezspeech-demo-"))
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     say.block(INTRO.splitlines(), prefix="")
     started = time.monotonic()
     try:
-        inputs = prepare_inputs(work_dir)
+        inputs = prepare_inputs(work_dir, args.model)
         run_demo(work_dir, inputs, say)
     except KeyboardInterrupt:
         print(f"\nInterrupted; every process the demo started was stopped. Logs: {work_dir}", file=sys.stderr)

@@ -63,12 +63,14 @@ def make_second_version(first: Path, target: Path) -> None:
     )
 
 
-def prepare_inputs(work_dir: Path) -> DemoInputs:
+def prepare_inputs(work_dir: Path, first_model: Path | None = None) -> DemoInputs:
+    """v1 is ``first_model`` when given (any checkpoint in the project's format), else the shipped one."""
     from asr_service.model.checkpoint import DEFAULT_MODEL_PATH
 
-    first = Path(DEFAULT_MODEL_PATH)
+    first = first_model or Path(DEFAULT_MODEL_PATH)
     if not first.is_file():
-        raise DemoError(f"the shipped demo model {first} is missing (make demo-model trains it)")
+        hint = "" if first_model else " (make demo-model trains it)"
+        raise DemoError(f"the model {first} is missing{hint}")
     second = work_dir / "demo-v2.pt"
     make_second_version(first, second)
     corrupt = work_dir / "demo-corrupt.pt"
