@@ -143,8 +143,16 @@ class CtcStreamDecoder:
     """Segment bookkeeping (ids, reasons, empty eof finals) over the model's incremental greedy
     CTC decoder (``asr_service.model.ctc``), which owns the token rules and confidences."""
 
-    def __init__(self, tokens: Sequence[str], blank_id: int, frame_shift_s: float) -> None:
-        self._ctc = ctc.IncrementalGreedyDecoder(tokens, blank_id, frame_shift_s)
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        blank_id: int,
+        frame_shift_s: float,
+        lexicon: ctc.Lexicon | None = None,
+    ) -> None:
+        # A checkpoint may ship a closed word list: finals (and all but the last, still growing
+        # word of partials) are snapped to it, exactly as the model's own decoding path does.
+        self._ctc = ctc.IncrementalGreedyDecoder(tokens, blank_id, frame_shift_s, lexicon=lexicon)
         self._shift = frame_shift_s
         self._segment_id = 0
         self._segment_start_frame = 0
@@ -187,7 +195,9 @@ class CtcStreamDecoder:
 
 class _StreamingDecoder(CtcStreamDecoder):
     def __init__(self, model: AcousticModel, device: torch.device) -> None:
-        super().__init__(model.tokens, model.blank_id, model.frame_shift_s)
+        super().__init__(
+            model.tokens, model.blank_id, model.frame_shift_s, lexicon=getattr(model, "lexicon", None)
+        )
         self.state: StreamState = model.initial_state(1, device)
 
 

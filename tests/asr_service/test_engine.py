@@ -153,3 +153,14 @@ def test_stream_decoder_numbers_segments_and_gives_eof_an_empty_final():
     assert decoder.trailing_silence_s() == 0.0  # a new segment starts with no silence behind it
     empty = decoder.finalize("eof")
     assert (empty.segment_id, empty.text, empty.reason) == (1, "", "eof")
+
+
+def test_a_model_lexicon_corrects_finals_and_the_finished_words_of_partials(engine_factory):
+    from asr_service.model.ctc import Lexicon
+
+    model = FakeStreamingModel()
+    model.lexicon = Lexicon(["a", "c", "h"])  # what load_checkpoint attaches when a checkpoint has one
+    collector = _run(engine_factory(model), word_audio("bdh"))
+    partials = [u.partial.text for u in collector.updates if u.partial]
+    assert partials == ["b", "a d", "a a h"]  # the last word may still grow: left as heard
+    assert collector.finals() == ["a a h"]  # nearest listed word, ties alphabetical
