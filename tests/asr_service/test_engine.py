@@ -159,7 +159,7 @@ def test_a_model_lexicon_corrects_finals_and_the_finished_words_of_partials(engi
     from asr_service.model.ctc import Lexicon
 
     model = FakeStreamingModel()
-    model.lexicon = Lexicon(["a", "c", "h"])  # what load_checkpoint attaches when a checkpoint has one
+    object.__setattr__(model, "lexicon", Lexicon(["a", "c", "h"]))  # as load_checkpoint attaches it
     collector = _run(engine_factory(model), word_audio("bdh"))
     partials = [u.partial.text for u in collector.updates if u.partial]
     assert partials == ["b", "a d", "a a h"]  # the last word may still grow: left as heard
