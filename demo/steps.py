@@ -96,8 +96,10 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("models bucket", f"{names.models_bucket} (versioning on, EventBridge notifications on)")
     publish_names(run.clients, names)
     published = sorted(parameter.rsplit("/", 1)[1] for parameter in names.published_parameters())
-    say.fact("SSM parameters", names.ssm_parameter("{" + ", ".join(published[:5]) + ","))
-    say.fact("", "  " + ", ".join(published[5:]) + "}  (Terraform's outputs)")
+    lines = textwrap.wrap(f"{names.ssm_parameter('')}: {', '.join(published)}", 70, break_on_hyphens=False)
+    say.fact("SSM parameters", lines[0])
+    for line in lines[1:]:
+        say.fact("", f"  {line}")
     first = run.upload_model(inputs.first_model)
     run.result.models["v1"] = first
     say.fact("first model uploaded", f"{first.key} version {first.version_id}")
@@ -107,7 +109,9 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     create_service(run.clients, run.stack, first.uri, first.sha256)
     run.result.revisions["v1"] = run.stack.first_task_definition_arn
     pattern = model_uploaded_pattern(names)
-    say.fact("EventBridge rule", f"{names.model_uploaded_rule}: {json.dumps(pattern['detail'])}")
+    keys = "|".join(str(rule["wildcard"]) for rule in pattern["detail"]["object"]["key"])
+    say.fact("EventBridge rule", names.model_uploaded_rule)
+    say.fact("  matches", f"{pattern['source'][0]} '{pattern['detail-type'][0]}' in that bucket, key {keys}")
     say.fact("  its target", f"SQS {names.model_events_queue} (the demo hands each event to model_rollout)")
     say.fact(
         "ECS service", f"{names.cluster}/{names.service} on {short_arn(run.stack.first_task_definition_arn)}"
