@@ -289,7 +289,7 @@ def train(
         "final_loss": round(running, 4),
         "validation": history,
         "parameters": params,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion would pickle as a class
         "espeak_ng": espeak_version(),
     }
     digest = save(model, output, model_cfg, metadata)
