@@ -40,16 +40,12 @@ class AcousticModel(Protocol):
 
     def initial_state(self, batch_size: int, device: torch.device) -> StreamState: ...
 
-    def stream_step(
-        self, audio: torch.Tensor, state: StreamState
-    ) -> tuple[torch.Tensor, StreamState]:
+    def stream_step(self, audio: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
         """audio: float32 [B, chunk_samples] in [-1, 1]. Returns CTC log-probs [B, T, V] and the
         new state. T is the same for every call (frames per chunk)."""
         ...
 
-    def forward_full(
-        self, audio: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_full(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole-utterance forward: audio [B, N], lengths [B] (samples) -> log-probs [B, T, V],
         output lengths [B] (frames)."""
         ...

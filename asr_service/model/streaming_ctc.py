@@ -40,8 +40,8 @@ class StreamingGruCtcConfig:
     stack: int = 3
     #: Causal conv width in model frames (sees the current and ``conv_kernel - 1`` past frames).
     conv_kernel: int = 3
-    hidden: int = 320
-    layers: int = 4
+    hidden: int = 256
+    layers: int = 3
     dropout: float = 0.1
     #: Frames of trailing zeros after each utterance, so delayed emissions can come out at eof.
     flush_frames: int = 3
