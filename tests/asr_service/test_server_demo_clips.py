@@ -41,13 +41,47 @@ def demo_server():
     thread.stop()
 
 
-@pytest.mark.parametrize("clip", sorted(TRANSCRIPTS))
-def test_demo_clip_streamed_through_the_server_gives_its_exact_transcript(demo_server, clip):
+# The shipped model's documented misrecognitions (asr_service/models/demo/MODEL_CARD.md): strict,
+# so a better model turns them into XPASS and the mark must go.
+KNOWN_ERRORS = {
+    "clip3_en-gb-x-rp_m1.wav": "the model drops 'safe'",
+    "clip5_two_sentences.wav": "the model hears 'near' as 'eat' in the second sentence",
+}
+
+
+def _stream_clip(server: ServerThread, clip: str) -> list[dict]:
     audio, rate = soundfile.read(str(CLIPS / clip), dtype="float32")
-    events, code = stream_native(demo_server.url, audio, sample_rate=rate, frame_ms=40)
+    events, code = stream_native(server.url, audio, sample_rate=rate, frame_ms=40)
     assert code == 1000
-    assert events[-1]["text"] == TRANSCRIPTS[clip]
     assert any(e["type"] == "partial" for e in events)
+    return events
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ERRORS[c]))
+        if c in KNOWN_ERRORS
+        else c
+        for c in sorted(TRANSCRIPTS)
+    ],
+)
+def test_demo_clip_streamed_through_the_server_gives_its_exact_transcript(demo_server, clip):
+    assert _stream_clip(demo_server, clip)[-1]["text"] == TRANSCRIPTS[clip]
+
+
+@pytest.mark.parametrize("clip", sorted(TRANSCRIPTS))
+def test_the_server_gives_the_model_packages_own_streaming_transcript(demo_server, clip):
+    # Batching, resampling, endpointing and the wire change nothing: same words as the model's
+    # reference path (right or wrong).
+    import torch
+
+    from asr_service.model.checkpoint import load_checkpoint
+    from asr_service.model.transcribe import transcribe
+
+    audio, _rate = soundfile.read(str(CLIPS / clip), dtype="float32")
+    expected = transcribe(load_checkpoint(DEFAULT_MODEL_PATH).model, torch.from_numpy(audio))
+    assert _stream_clip(demo_server, clip)[-1]["text"] == expected
 
 
 def test_the_client_cli_prints_the_transcript_as_its_last_line(demo_server):
