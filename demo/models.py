@@ -1,10 +1,10 @@
 """The demo's inputs: three checkpoints and one clip with its reference transcript.
 
 - v1: the demo model shipped in the package (``asr_service/models/demo/demo.pt``).
-- v2: the same weights saved again through the checkpoint API with new metadata (a new
-  ``model_version`` and release note). It is a genuinely different file, so a different object
-  version and SHA-256, which is what a rollout keys on; it transcribes exactly like v1, because
-  training a second model is not what this demo is about.
+- v2: the same content (weights, vocabulary, lexicon) saved again through the checkpoint API
+  with new metadata (a new ``model_version`` and release note). It is a genuinely different
+  file, so a different object version and SHA-256, which is what a rollout keys on; it
+  transcribes exactly like v1, because training a second model is not what this demo is about.
 - corrupt: v2 cut in half, as an interrupted copy would leave it. It is uploaded through the same
   path, with its own (correct) SHA-256, so only the server's own checkpoint validation stops it.
 """
@@ -42,25 +42,43 @@ def pick_clip(clips_dir: Path = CLIPS_DIR) -> tuple[Path, str]:
 
 
 def make_second_version(first: Path, target: Path) -> None:
-    """v2: v1's weights re-saved with new metadata (see the module docstring)."""
-    from asr_service.model.checkpoint import load_checkpoint, save_checkpoint
+    """v2: v1's content re-saved with new metadata (see the module docstring).
 
-    loaded = load_checkpoint(first)
-    save_checkpoint(
-        target,
-        arch=loaded.arch,
-        hparams=loaded.hparams,
-        features=loaded.features,
-        tokens=loaded.tokens,
-        blank_id=loaded.blank_id,
-        state_dict=loaded.module.state_dict(),
-        metadata={
-            **loaded.metadata,
-            "model_version": "v2",
-            "release_note": "make demo: v1's weights re-released as a new model version",
-            "parent_sha256": loaded.sha256,
-        },
-    )
+    Every field of v1 is passed through ``save_checkpoint`` unchanged (a field it does not know
+    fails loudly), and the result is checked to differ from v1 in its metadata only.
+    """
+    import torch
+
+    from asr_service.model.checkpoint import save_checkpoint
+
+    original = torch.load(first, weights_only=True, map_location="cpu")
+    content = {key: value for key, value in original.items() if key not in ("format", "version", "metadata")}
+    metadata = {
+        **original.get("metadata", {}),
+        "model_version": "v2",
+        "release_note": "make demo: v1's weights re-released as a new model version",
+    }
+    save_checkpoint(target, **content, metadata=metadata)
+    resaved = torch.load(target, weights_only=True, map_location="cpu")
+    if not _same_content(original, resaved):
+        raise DemoError(f"re-saving {first} changed more than its metadata")
+
+
+def _same_content(a: dict[str, object], b: dict[str, object]) -> bool:
+    """Equal apart from ``metadata`` (tensors compared by value)."""
+    import torch
+
+    def equal(x: object, y: object) -> bool:
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            return x.dtype == y.dtype and x.shape == y.shape and bool(torch.equal(x, y))
+        if isinstance(x, dict) and isinstance(y, dict):
+            return x.keys() == y.keys() and all(equal(x[k], y[k]) for k in x)
+        if isinstance(x, list | tuple) and isinstance(y, list | tuple):
+            return len(x) == len(y) and all(equal(p, q) for p, q in zip(x, y, strict=True))
+        return x == y
+
+    keys = (set(a) | set(b)) - {"metadata"}
+    return all(equal(a.get(key), b.get(key)) for key in keys)
 
 
 def prepare_inputs(work_dir: Path, first_model: Path | None = None) -> DemoInputs:
