@@ -318,7 +318,9 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", default="1,10,20,30,40,60,80", help="N values to sweep (comma-separated)")
+    parser.add_argument(
+        "--streams", default="1,10,20,30,40,60,80", help="N values to sweep (comma-separated)"
+    )
     parser.add_argument("--seconds", type=float, default=12.0, help="audio per stream")
     parser.add_argument("--frame-ms", type=int, default=40, help="audio per WebSocket message")
     parser.add_argument("--target-ms", type=float, default=300.0, help="p95 partial latency target")
