@@ -28,7 +28,7 @@ from demo.steps import run_demo
 
 slow = pytest.mark.slow
 #: The shipped demo model on the demo clip, through the whole S3 → server → client path.
-MAX_DEMO_CER = 0.35
+MAX_DEMO_CER = 0.25  # measured 0.0 with the shipped model; headroom for a retrained one
 
 
 # ------------------------------------------------------------------ the resource description (fast)
