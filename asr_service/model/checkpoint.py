@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-# Imported for its side effect: registering the shipped architecture with the loader.
+# Importing the architectures registers them, so every loader user can build any shipped arch.
+from asr_service import ezspeech  # noqa: F401
 from asr_service.model import streaming_ctc  # noqa: F401
 from asr_service.model.ctc import Lexicon
 from asr_service.model.interface import AcousticModel, architecture_builder
