@@ -272,13 +272,17 @@ def drain_while_streaming(
         stopper = threading.Thread(target=stop)
         before_stop = len(events)
         stopper.start()
+        # /ready is sampled only once the server has announced the drain ("closing" event): by then
+        # it must answer 503 or nothing. Samples taken earlier may predate the SIGTERM's delivery
+        # (a one-session drain takes ~10 ms), so they prove nothing either way.
         ready_codes = []
         try:
             while True:
-                ready_codes.append(http_status(f"http://127.0.0.1:{health_port}/ready", timeout=0.5))
                 message = ws.recv(timeout=stop_timeout + 10)
                 if isinstance(message, str):
                     events.append(json.loads(message))
+                    if events[-1].get("type") == "closing":
+                        ready_codes.append(http_status(f"http://127.0.0.1:{health_port}/ready", timeout=0.5))
         except ConnectionClosed as closed:
             outcome["close_code"] = closed.rcvd.code if closed.rcvd else None
             outcome["close_reason"] = closed.rcvd.reason if closed.rcvd else ""
