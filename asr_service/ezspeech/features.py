@@ -11,12 +11,14 @@ the numbers match the training code bit for bit where it matters.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torchaudio.functional as audio_functional
 from torch import nn
+
+from asr_service.model.dataclass_io import dataclass_from_mapping
 
 #: Added to the standard deviation before dividing (EzSpeech's ``CONSTANT``).
 _STD_EPSILON = 1e-5
@@ -61,11 +63,7 @@ class FeatureSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FeatureSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown feature settings: {', '.join(unknown)}")
-        return cls(**dict(values))
+        return dataclass_from_mapping(cls, values, "feature settings")
 
 
 class FilterbankFeatures(nn.Module):

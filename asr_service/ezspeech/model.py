@@ -11,7 +11,7 @@ serving engine drives it through ``forward_full`` with the strategy in ``asr_ser
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from torch import nn
 
 from asr_service.ezspeech.conformer import ConformerEncoder
 from asr_service.ezspeech.features import FeatureSettings, FilterbankFeatures
+from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import StreamState, register_architecture
 
 ARCH = "ezspeech_ctc_sc"
@@ -55,11 +56,7 @@ class EzSpeechHParams:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EzSpeechHParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown {ARCH} hparams: {', '.join(unknown)}")
-        return cls(**dict(values))
+        return dataclass_from_mapping(cls, values, f"{ARCH} hparams")
 
 
 class Preprocessor(nn.Module):

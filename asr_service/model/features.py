@@ -10,11 +10,13 @@ model normalises with fixed statistics measured on training data.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torchaudio
+
+from asr_service.model.dataclass_io import dataclass_from_mapping
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,7 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown feature settings: {', '.join(unknown)}")
-        return cls(**dict(data))
+        return dataclass_from_mapping(cls, data, "feature settings")
 
 
 class LogMel(torch.nn.Module):

@@ -17,12 +17,13 @@ padding, through ``forward_full``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.features import FeatureSettings, LogMel
 from asr_service.model.interface import StreamState, register_architecture
 
@@ -62,11 +63,7 @@ class StreamingGruCtcConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StreamingGruCtcConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown hparams for {ARCH_NAME}: {', '.join(unknown)}")
-        return cls(**dict(data))
+        return dataclass_from_mapping(cls, data, f"hparams for {ARCH_NAME}")
 
 
 class StreamingGruCtc(nn.Module):
