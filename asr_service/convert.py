@@ -13,7 +13,6 @@ reads outputs.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from asr_service.ezspeech.layout import Layout, LayoutError, resolve
 from asr_service.ezspeech.model import ARCH, BLANK_TOKEN
 from asr_service.ezspeech.source import EzSpeechSource, SourceError, load_source
+from asr_service.model_source import sha256_file
 
 if TYPE_CHECKING:
     from asr_service.model.checkpoint import LoadedModel
@@ -56,14 +56,6 @@ def read_tokenizer(path: Path) -> list[str]:
     except (OSError, RuntimeError) as exc:
         raise ConversionError(f"{path}: not a SentencePiece model ({exc})") from exc
     return [processor.IdToPiece(i) for i in range(processor.GetPieceSize())]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify(output: Path) -> LoadedModel:
@@ -116,7 +108,7 @@ def convert(checkpoint: Path, tokenizer: Path, output: Path, *, allow_pickle: bo
         state_dict=layout.state_dict,
         metadata={
             "converted_from": checkpoint.name,
-            "source_sha256": _sha256(checkpoint),
+            "source_sha256": sha256_file(checkpoint),
             "source_layout": source.layout,
             "tokenizer": tokenizer.name,
             "ignored_keys": ",".join(layout.ignored_keys),

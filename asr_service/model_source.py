@@ -46,11 +46,9 @@ def parse_s3_uri(uri: str) -> S3Location:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file, read in blocks (checkpoints can be hundreds of MB)."""
     with path.open("rb") as handle:
-        while block := handle.read(_READ_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def verify_sha256(path: Path, expected: str | None) -> str:

@@ -8,7 +8,6 @@ each started the way it runs in production.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asr_service.model_source import sha256_file
 from demo.lambda_runner import Invocation, invoke
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer, environment_without_aws
 from demo.narration import Narrator
@@ -100,14 +100,6 @@ def short_arn(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class DemoRun:
     """State shared by the steps; ``close()`` stops every process the demo started."""
 
@@ -176,7 +168,7 @@ class DemoRun:
         head = self.clients.s3.head_object(
             Bucket=uploaded["bucket"], Key=uploaded["key"], VersionId=uploaded["version_id"]
         )
-        expected = sha256_of(path)
+        expected = sha256_file(path)
         if head.get("Metadata", {}).get("sha256") != expected or uploaded["sha256"] != expected:
             raise DemoError(f"s3://{uploaded['bucket']}/{uploaded['key']} does not carry sha256 {expected}")
         return ModelVersion(

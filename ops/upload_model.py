@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _SINGLE_PUT_LIMIT = 5 * 1024**3
-_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,8 @@ class Uploaded:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def upload_model(s3: S3Client, path: Path, bucket: str, key: str) -> Uploaded:
