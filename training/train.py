@@ -48,7 +48,7 @@ class TrainConfig:
     threads: int = 1
     log_every: int = 50
     #: Stop early (and still save) if training would run past this many minutes.
-    max_minutes: float = 70.0
+    max_minutes: float = 80.0
     validate_every: int = 250
     validation_utterances: int = 120
 
