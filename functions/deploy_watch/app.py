@@ -12,10 +12,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.deployments import DeploymentReport, report_deployment, report_text
+from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
 from ezspeech_common.notify import publish
 
@@ -56,7 +56,11 @@ def watch(
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    change = parse(event=event, model=DeploymentStateChangeEvent)
+    try:
+        change = DeploymentStateChangeEvent.parse(event)
+    except EventShapeError as error:
+        logger.error("event_rejected", extra={"error": str(error)})
+        raise
     report = watch(CLIENTS, NOTIFY_TOPIC_ARN, CONTAINER_NAME, change)
     metrics.add_metric(
         name=_METRICS.get(report.outcome, "DeploymentEventsIgnored"), unit=MetricUnit.Count, value=1

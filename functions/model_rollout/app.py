@@ -22,10 +22,9 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
-from ezspeech_common.errors import AutomationError
+from ezspeech_common.errors import AutomationError, EventShapeError
 from ezspeech_common.events.s3 import ObjectCreatedEvent
 from ezspeech_common.notify import publish
 from ezspeech_common.rollout import (
@@ -97,7 +96,11 @@ def _deploy_once() -> Any:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    upload = parse(event=event, model=ObjectCreatedEvent)
+    try:
+        upload = ObjectCreatedEvent.parse(event)
+    except EventShapeError as error:
+        logger.error("event_rejected", extra={"error": str(error)})
+        raise
     bucket, obj = upload.detail.bucket.name, upload.detail.object
     if not is_model_key(obj.key, SETTINGS.model_key_prefix):
         logger.info("upload_ignored", extra={"bucket": bucket, "key": obj.key, "why": "not a model key"})

@@ -11,9 +11,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
+from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.scheduler import NightAction
 from ezspeech_common.night import NightResult, NightSettings, scale_down, scale_up
 
@@ -51,7 +51,11 @@ def run_action(clients: AwsClients, settings: NightSettings, action: str) -> Nig
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = parse(event=event, model=NightAction)
+    try:
+        request = NightAction.parse(event)
+    except EventShapeError as error:
+        logger.error("event_rejected", extra={"error": str(error)})
+        raise
     result = run_action(CLIENTS, SETTINGS, request.action)
     metrics.add_metric(name=_METRICS.get(result.status, "NightNoChange"), unit=MetricUnit.Count, value=1)
     log = logger.warning if result.status in ("deferred", "restored_defaults") else logger.info

@@ -23,10 +23,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
-from ezspeech_common.events.scans import ScanEvent
+from ezspeech_common.errors import EventShapeError
+from ezspeech_common.events.scans import ScanEvent, parse_scan_event
 from ezspeech_common.notify import publish
 from ezspeech_common.scanning import (
     Alert,
@@ -69,7 +69,7 @@ IDEMPOTENCY = IdempotencyConfig(
 )
 
 
-def evaluate(clients: AwsClients, settings: ScanSettings, event: Any) -> tuple[str, Alert | None]:
+def evaluate(clients: AwsClients, settings: ScanSettings, event: ScanEvent) -> tuple[str, Alert | None]:
     """(outcome, alert): outcome is "alert", "below_threshold", "not_an_image" or "not_complete"."""
     scan = image_scan_from_event(event)
     if scan is None:
@@ -105,7 +105,11 @@ def _alert_once() -> Any:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    scan_event = parse(event=event, model=ScanEvent)  # type: ignore[call-overload]
+    try:
+        scan_event = parse_scan_event(event)
+    except EventShapeError as error:
+        logger.error("event_rejected", extra={"error": str(error)})
+        raise
     outcome, alert = evaluate(CLIENTS, SETTINGS, scan_event)
     if alert is None:
         metric = "ScansBelowThreshold" if outcome == "below_threshold" else "ScansIgnored"

@@ -112,7 +112,7 @@ def test_circuit_breaker_rollback_names_both_models(platform: Platform) -> None:
             }
         ]
     }
-    event = DeploymentStateChangeEvent.model_validate(event_for(platform, "failed", "ecs-svc/2"))
+    event = DeploymentStateChangeEvent.parse(event_for(platform, "failed", "ecs-svc/2"))
     with Stubber(ecs) as stub:
         stub.add_response("describe_services", service)
         stub.add_response("describe_task_definition", definition(3, "badversion"))

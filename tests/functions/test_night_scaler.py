@@ -8,9 +8,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from ezspeech_common.errors import ScalableTargetNotFoundError
+from ezspeech_common.errors import EventShapeError, ScalableTargetNotFoundError
 from ezspeech_common.night import NightSettings, scale_down
-from pydantic import ValidationError
 
 from tests.functions.conftest import (
     CAPACITY_PARAMETER,
@@ -156,6 +155,13 @@ def test_missing_scalable_target_is_a_clear_error(platform: Platform, app: Any) 
         app.lambda_handler({"action": "scale_down"}, FakeContext())
 
 
-def test_unknown_action_is_rejected(platform: Platform, app: Any) -> None:
-    with pytest.raises(ValidationError):
+def test_unknown_action_is_rejected_and_logged(
+    platform: Platform, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logged: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(app.logger, "error", lambda message, extra: logged.append((message, extra)))
+    why = "action: expected one of 'scale_down', 'scale_up', got 'scale_sideways'"
+    with pytest.raises(EventShapeError, match=why):
         app.lambda_handler({"action": "scale_sideways"}, FakeContext())
+    assert logged == [("event_rejected", {"error": why})]
+    assert capacity(platform) == (2, 6, 2)  # nothing touched

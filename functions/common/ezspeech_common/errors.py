@@ -7,6 +7,10 @@ class AutomationError(Exception):
     """Base class of every failure the automation raises on purpose."""
 
 
+class EventShapeError(AutomationError, ValueError):
+    """The event does not have the shape its model needs; the message names the field and why."""
+
+
 class ConfigurationError(AutomationError):
     """A setting (env var, parameter) is missing or malformed."""
 

@@ -10,6 +10,7 @@ delivery, maps to the same (repository, digest, completed-at) key, so one alert 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +113,7 @@ def image_scan_from_event(
             name=event.detail.title or (details.vulnerability_id if details else event.detail.finding_arn),
             severity=event.detail.severity.upper(),
             link=_first_link(
-                details.source_url if details else "", details.reference_urls if details else []
+                details.source_url if details else "", details.reference_urls if details else ()
             ),
             score=event.detail.inspector_score or 0.0,
         )
@@ -301,7 +302,7 @@ def _enhanced_finding(raw: dict[str, Any]) -> Finding:
     )
 
 
-def _first_link(source_url: str, reference_urls: list[str]) -> str:
+def _first_link(source_url: str, reference_urls: Sequence[str]) -> str:
     return source_url or (reference_urls[0] if reference_urls else "")
 
 

@@ -5,25 +5,41 @@ Shape: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_d
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
 
-from pydantic import Field
+from ezspeech_common.events.base import EventBridgeEnvelope, read_envelope
+from ezspeech_common.events.reader import Fields
 
-from ezspeech_common.events.base import EventBridgeEnvelope, EventModel
 
-
-class DeploymentStateDetail(EventModel):
-    event_type: str = Field(alias="eventType")
-    event_name: str = Field(alias="eventName")
-    deployment_id: str = Field(alias="deploymentId")
-    updated_at: str = Field(default="", alias="updatedAt")
+@dataclass(frozen=True)
+class DeploymentStateDetail:
+    event_type: str
+    event_name: str
+    deployment_id: str
+    updated_at: str = ""
     reason: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
 class DeploymentStateChangeEvent(EventBridgeEnvelope):
-    source: Literal["aws.ecs"]
-    detail_type: Literal["ECS Deployment State Change"] = Field(alias="detail-type")
     detail: DeploymentStateDetail
+
+    @classmethod
+    def parse(cls, event: object) -> DeploymentStateChangeEvent:
+        """The handler's event as this model; ``EventShapeError`` names what does not fit."""
+        fields = Fields(event)
+        envelope = read_envelope(fields, "aws.ecs", "ECS Deployment State Change")
+        detail = fields.object("detail")
+        return cls(
+            **envelope,
+            detail=DeploymentStateDetail(
+                event_type=detail.text("eventType"),
+                event_name=detail.text("eventName"),
+                deployment_id=detail.text("deploymentId"),
+                updated_at=detail.text("updatedAt", ""),
+                reason=detail.text("reason", ""),
+            ),
+        )
 
     @property
     def service_arn(self) -> str:

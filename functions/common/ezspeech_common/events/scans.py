@@ -8,86 +8,158 @@ Shapes:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeAlias
 
-from pydantic import Field
+from ezspeech_common.events.base import EventBridgeEnvelope, read_envelope
+from ezspeech_common.events.reader import Fields
 
-from ezspeech_common.events.base import EventBridgeEnvelope, EventModel
 
-
-class ImageScanDetail(EventModel):
-    scan_status: str = Field(default="", alias="scan-status")
+@dataclass(frozen=True)
+class ImageScanDetail:
+    scan_status: str = ""
     # ECR sends the name; Inspector2 Scan sends the repository ARN here.
-    repository_name: str = Field(default="", alias="repository-name")
-    image_digest: str = Field(default="", alias="image-digest")
-    image_tags: list[str] = Field(default_factory=list, alias="image-tags")
-    finding_severity_counts: dict[str, int] = Field(default_factory=dict, alias="finding-severity-counts")
+    repository_name: str = ""
+    image_digest: str = ""
+    image_tags: tuple[str, ...] = ()
+    finding_severity_counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, fields: Fields) -> ImageScanDetail:
+        return cls(
+            scan_status=fields.text("scan-status", ""),
+            repository_name=fields.text("repository-name", ""),
+            image_digest=fields.text("image-digest", ""),
+            image_tags=fields.texts("image-tags"),
+            finding_severity_counts=fields.counts("finding-severity-counts"),
+        )
 
 
+@dataclass(frozen=True, kw_only=True)
 class EcrImageScanEvent(EventBridgeEnvelope):
-    source: Literal["aws.ecr"]
-    detail_type: Literal["ECR Image Scan"] = Field(alias="detail-type")
     detail: ImageScanDetail
 
+    @classmethod
+    def parse(cls, event: object) -> EcrImageScanEvent:
+        fields = Fields(event)
+        envelope = read_envelope(fields, "aws.ecr", "ECR Image Scan")
+        return cls(**envelope, detail=ImageScanDetail.read(fields.object("detail")))
 
+
+@dataclass(frozen=True, kw_only=True)
 class InspectorScanEvent(EventBridgeEnvelope):
-    source: Literal["aws.inspector2"]
-    detail_type: Literal["Inspector2 Scan"] = Field(alias="detail-type")
     detail: ImageScanDetail
 
+    @classmethod
+    def parse(cls, event: object) -> InspectorScanEvent:
+        fields = Fields(event)
+        envelope = read_envelope(fields, "aws.inspector2", "Inspector2 Scan")
+        return cls(**envelope, detail=ImageScanDetail.read(fields.object("detail")))
 
-class EcrContainerImage(EventModel):
-    image_hash: str = Field(default="", alias="imageHash")
-    image_tags: list[str] = Field(default_factory=list, alias="imageTags")
-    repository_name: str = Field(default="", alias="repositoryName")
+
+@dataclass(frozen=True)
+class EcrContainerImage:
+    image_hash: str = ""
+    image_tags: tuple[str, ...] = ()
+    repository_name: str = ""
     registry: str = ""
 
 
-class InspectorResourceDetails(EventModel):
-    aws_ecr_container_image: EcrContainerImage | None = Field(default=None, alias="awsEcrContainerImage")
-
-
-class InspectorResource(EventModel):
+@dataclass(frozen=True)
+class InspectorResource:
     type: str
     id: str = ""
-    details: InspectorResourceDetails = Field(default_factory=InspectorResourceDetails)
+    # details.awsEcrContainerImage, the only resource detail we use (None for other resources).
+    ecr_container_image: EcrContainerImage | None = None
+
+    @classmethod
+    def read(cls, fields: Fields) -> InspectorResource:
+        details = fields.optional_object("details")
+        image = details.optional_object("awsEcrContainerImage") if details else None
+        return cls(
+            type=fields.text("type"),
+            id=fields.text("id", ""),
+            ecr_container_image=None
+            if image is None
+            else EcrContainerImage(
+                image_hash=image.text("imageHash", ""),
+                image_tags=image.texts("imageTags"),
+                repository_name=image.text("repositoryName", ""),
+                registry=image.text("registry", ""),
+            ),
+        )
 
 
-class PackageVulnerabilityDetails(EventModel):
-    vulnerability_id: str = Field(default="", alias="vulnerabilityId")
-    source_url: str = Field(default="", alias="sourceUrl")
-    reference_urls: list[str] = Field(default_factory=list, alias="referenceUrls")
+@dataclass(frozen=True)
+class PackageVulnerabilityDetails:
+    vulnerability_id: str = ""
+    source_url: str = ""
+    reference_urls: tuple[str, ...] = ()
 
 
-class InspectorFindingDetail(EventModel):
-    finding_arn: str = Field(alias="findingArn")
+@dataclass(frozen=True)
+class InspectorFindingDetail:
+    finding_arn: str
     severity: str
     status: str = ""
     title: str = ""
     type: str = ""
     # Inspector writes these as "Dec 3, 2021, 6:02:30 PM": kept as text, never parsed.
-    last_observed_at: str = Field(default="", alias="lastObservedAt")
-    inspector_score: float | None = Field(default=None, alias="inspectorScore")
-    package_vulnerability_details: PackageVulnerabilityDetails | None = Field(
-        default=None, alias="packageVulnerabilityDetails"
-    )
-    resources: list[InspectorResource] = Field(default_factory=list)
+    last_observed_at: str = ""
+    inspector_score: float | None = None
+    package_vulnerability_details: PackageVulnerabilityDetails | None = None
+    resources: tuple[InspectorResource, ...] = ()
+
+    @classmethod
+    def read(cls, fields: Fields) -> InspectorFindingDetail:
+        package = fields.optional_object("packageVulnerabilityDetails")
+        return cls(
+            finding_arn=fields.text("findingArn"),
+            severity=fields.text("severity"),
+            status=fields.text("status", ""),
+            title=fields.text("title", ""),
+            type=fields.text("type", ""),
+            last_observed_at=fields.text("lastObservedAt", ""),
+            inspector_score=fields.optional_number("inspectorScore"),
+            package_vulnerability_details=None
+            if package is None
+            else PackageVulnerabilityDetails(
+                vulnerability_id=package.text("vulnerabilityId", ""),
+                source_url=package.text("sourceUrl", ""),
+                reference_urls=package.texts("referenceUrls"),
+            ),
+            resources=tuple(InspectorResource.read(r) for r in fields.objects("resources")),
+        )
 
     @property
     def ecr_image(self) -> EcrContainerImage | None:
         for resource in self.resources:
-            if resource.type == "AWS_ECR_CONTAINER_IMAGE" and resource.details.aws_ecr_container_image:
-                return resource.details.aws_ecr_container_image
+            if resource.type == "AWS_ECR_CONTAINER_IMAGE" and resource.ecr_container_image:
+                return resource.ecr_container_image
         return None
 
 
+@dataclass(frozen=True, kw_only=True)
 class InspectorFindingEvent(EventBridgeEnvelope):
-    source: Literal["aws.inspector2"]
-    detail_type: Literal["Inspector2 Finding"] = Field(alias="detail-type")
     detail: InspectorFindingDetail
 
+    @classmethod
+    def parse(cls, event: object) -> InspectorFindingEvent:
+        fields = Fields(event)
+        envelope = read_envelope(fields, "aws.inspector2", "Inspector2 Finding")
+        return cls(**envelope, detail=InspectorFindingDetail.read(fields.object("detail")))
 
-ScanEvent = Annotated[
-    EcrImageScanEvent | InspectorScanEvent | InspectorFindingEvent,
-    Field(discriminator="detail_type"),
-]
+
+ScanEvent: TypeAlias = EcrImageScanEvent | InspectorScanEvent | InspectorFindingEvent
+_BY_DETAIL_TYPE: dict[str, Callable[[object], ScanEvent]] = {
+    "ECR Image Scan": EcrImageScanEvent.parse,
+    "Inspector2 Scan": InspectorScanEvent.parse,
+    "Inspector2 Finding": InspectorFindingEvent.parse,
+}
+
+
+def parse_scan_event(event: object) -> ScanEvent:
+    """Whichever scan event this is, chosen by its detail-type (then source and the rest checked)."""
+    detail_type = Fields(event).choice("detail-type", tuple(_BY_DETAIL_TYPE))
+    return _BY_DETAIL_TYPE[detail_type](event)
