@@ -6,7 +6,7 @@ Each measurement is a new interpreter (nothing cached in memory; the OS file cac
 on a warm Lambda host) with a Lambda-like environment: ``LAMBDA_TASK_ROOT`` and
 ``AWS_LAMBDA_FUNCTION_NAME`` set, so the Powertools Tracer really loads and patches the X-Ray
 SDK as it does in Lambda. "import" is ``import app`` (module-level Logger/Tracer/Metrics,
-settings, pydantic models); "+ clients" also builds the boto3 clients the handler's main path
+settings, event models); "+ clients" also builds the boto3 clients the handler's main path
 uses, which the handlers create lazily on first use. Prints a Markdown table of medians.
 """
 
