@@ -149,10 +149,14 @@ class CtcStreamDecoder:
         blank_id: int,
         frame_shift_s: float,
         lexicon: ctc.Lexicon | None = None,
+        word_decoder: ctc.WordDecoder | None = None,
     ) -> None:
         # A checkpoint may ship a closed word list: finals (and all but the last, still growing
-        # word of partials) are snapped to it, exactly as the model's own decoding path does.
-        self._ctc = ctc.IncrementalGreedyDecoder(tokens, blank_id, frame_shift_s, lexicon=lexicon)
+        # word of partials) are snapped to it, and with a word LM finals get a beam-search
+        # second pass, exactly as the model's own decoding path does.
+        self._ctc = ctc.IncrementalGreedyDecoder(
+            tokens, blank_id, frame_shift_s, lexicon=lexicon, word_decoder=word_decoder
+        )
         self._shift = frame_shift_s
         self._segment_id = 0
         self._segment_start_frame = 0
@@ -196,7 +200,11 @@ class CtcStreamDecoder:
 class _StreamingDecoder(CtcStreamDecoder):
     def __init__(self, model: AcousticModel, device: torch.device) -> None:
         super().__init__(
-            model.tokens, model.blank_id, model.frame_shift_s, lexicon=getattr(model, "lexicon", None)
+            model.tokens,
+            model.blank_id,
+            model.frame_shift_s,
+            lexicon=getattr(model, "lexicon", None),
+            word_decoder=getattr(model, "word_decoder", None),
         )
         self.state: StreamState = model.initial_state(1, device)
 

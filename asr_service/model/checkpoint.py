@@ -6,7 +6,9 @@ Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else
      "arch": "<name registered with interface.register_architecture>",
      "hparams": {...}, "features": {...}, "tokens": [...], "blank_id": 0,
      "state_dict": {name: tensor}, "metadata": {...free: training info, created_at, ...},
-     "lexicon": [...words]}   # optional: closed vocabulary for word correction (ctc.Lexicon)
+     "lexicon": [...words],   # optional: closed vocabulary for word correction (ctc.Lexicon)
+     "word_lm": {"type": "word-bigram", "bigrams": int tensor [N, 3],   # optional, needs a
+                 "decoder": {"lm_weight": ..., ...}}}  # lexicon: beam search on finals (lexicon_beam)
 
 The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
 a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
@@ -21,7 +23,7 @@ import io
 import pickle
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,10 @@ import torch
 from asr_service import ezspeech  # noqa: F401
 from asr_service.model import streaming_ctc  # noqa: F401
 from asr_service.model.ctc import Lexicon
+from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import AcousticModel, architecture_builder
+from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
+from asr_service.model.word_lm import BigramLm, WordLmError
 
 FORMAT_TAG = "ezspeech-aws/ctc-checkpoint"
 FORMAT_VERSION = 1
@@ -80,6 +85,9 @@ class LoadedModel:
     #: Closed vocabulary shipped with the model (None: open vocabulary). Also set as
     #: ``module.lexicon`` so code holding only the model can find it.
     lexicon: Lexicon | None = None
+    #: Beam search with the shipped word LM, used on finals (None: greedy + lexicon only).
+    #: Also set as ``module.word_decoder``.
+    word_decoder: LexiconBeamDecoder | None = None
 
 
 def save_checkpoint(
@@ -93,6 +101,8 @@ def save_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any] | None = None,
     lexicon: Iterable[str] | None = None,
+    word_lm: BigramLm | None = None,
+    decoder_settings: BeamSettings | None = None,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU."""
     meta = dict(metadata or {})
@@ -110,6 +120,10 @@ def save_checkpoint(
     }
     if lexicon is not None:
         payload["lexicon"] = sorted(set(lexicon))
+    if word_lm is not None:
+        if word_lm.words != payload.get("lexicon"):
+            raise ValueError("a word LM must be built over the checkpoint's (sorted) lexicon")
+        payload["word_lm"] = word_lm.to_payload() | {"decoder": asdict(decoder_settings or BeamSettings())}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -137,7 +151,10 @@ def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = 
     model.to(device)
     model.eval()
     lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") else None
-    object.__setattr__(model, "lexicon", lexicon)  # a plain attribute, not a submodule or buffer
+    word_decoder = _word_decoder(payload, where)
+    # Plain attributes, not submodules or buffers.
+    object.__setattr__(model, "lexicon", lexicon)
+    object.__setattr__(model, "word_decoder", word_decoder)
     return LoadedModel(
         model=model,  # type: ignore[arg-type]  # checked structurally by the Protocol at runtime
         module=model,
@@ -150,7 +167,24 @@ def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = 
         sha256=hashlib.sha256(data).hexdigest(),
         num_parameters=sum(p.numel() for p in model.parameters()),
         lexicon=lexicon,
+        word_decoder=word_decoder,
     )
+
+
+def _word_decoder(payload: dict[str, Any], where: str) -> LexiconBeamDecoder | None:
+    stored = payload.get("word_lm")
+    if stored is None:
+        return None
+    words = payload.get("lexicon")
+    if not words:
+        raise CheckpointFormatError(f"{where}: 'word_lm' needs a 'lexicon' (its word ids index it)")
+    try:
+        lm = BigramLm.from_payload(stored, words)
+        stored_settings = stored.get("decoder") or {}
+        settings = dataclass_from_mapping(BeamSettings, stored_settings, "word_lm decoder settings")
+        return LexiconBeamDecoder(payload["tokens"], payload["blank_id"], words, lm, settings)
+    except (WordLmError, ValueError, TypeError) as exc:
+        raise CheckpointFormatError(f"{where}: bad 'word_lm': {exc}") from None
 
 
 def _safe_load(data: bytes, where: str) -> Any:

@@ -14,6 +14,11 @@ checkpoint. Greedy CTC spells words letter by letter and sometimes misspells the
 when that is within a small edit distance (otherwise it is kept as spelled). The word still being
 spoken (the last one of a partial) is left as decoded until the segment is finalized.
 
+Word decoder (optional): a checkpoint that also ships a word language model gets a second pass at
+each final: the segment's log-probs go through a lexicon-constrained beam search
+(``asr_service.model.lexicon_beam``) whose words replace the greedy text. Partials stay greedy;
+confidence and token ids stay those of the greedy path.
+
 Times: frame ``i`` is reported at ``i * frame_shift_s`` from the start of the stream. A causal CTC
 model emits a token shortly after it was spoken (the shipped model at most a few frames), so
 segment times are late by about that much.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -134,6 +140,12 @@ class Lexicon:
         return " ".join(fixed if last_word_complete else [*fixed, *words[-1:]])
 
 
+class WordDecoder(Protocol):
+    """Second-pass decoding of a whole segment (``lexicon_beam.LexiconBeamDecoder``)."""
+
+    def decode(self, log_probs: torch.Tensor) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Segment:
     """A finalized piece of transcript."""
@@ -162,6 +174,7 @@ class IncrementalGreedyDecoder:
         blank_id: int,
         frame_shift_s: float,
         lexicon: Lexicon | None = None,
+        word_decoder: WordDecoder | None = None,
     ) -> None:
         if not 0 <= blank_id < len(tokens):
             raise ValueError(f"blank_id {blank_id} is outside the {len(tokens)}-token vocabulary")
@@ -171,6 +184,7 @@ class IncrementalGreedyDecoder:
         self.blank_id = blank_id
         self.frame_shift_s = frame_shift_s
         self.lexicon = lexicon
+        self.word_decoder = word_decoder
         # Tokens that are not speech for endpointing: the blank and a bare word boundary.
         self._silent_ids = {blank_id} | {i for i, t in enumerate(self.tokens) if t == WORD_BOUNDARY}
         self._frames_seen = 0
@@ -184,12 +198,16 @@ class IncrementalGreedyDecoder:
         self._last_frame = -1
         self._prob_sum = 0.0
         self._prob_frames = 0
+        #: The segment's log-prob blocks, kept only for a word decoder's second pass.
+        self._blocks: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ feeding
     def accept(self, log_probs: torch.Tensor) -> None:
         """Take the next block of frames: log-probs [T, V] for this stream only."""
         if log_probs.dim() != 2 or log_probs.shape[1] != len(self.tokens):
             raise ValueError(f"accept wants log-probs [T, {len(self.tokens)}], got {tuple(log_probs.shape)}")
+        if self.word_decoder is not None:
+            self._blocks.append(log_probs.detach().float().cpu())
         best_logp, best = log_probs.detach().float().max(dim=-1)
         probs = best_logp.exp().tolist()
         for offset, (token, prob) in enumerate(zip(best.tolist(), probs, strict=True)):
@@ -238,6 +256,9 @@ class IncrementalGreedyDecoder:
     def finalize(self) -> Segment | None:
         """Close the current segment and start a new one; None when it holds no text."""
         text = tokens_to_text(self._ids, self.tokens)
+        if text and self.word_decoder is not None and self._blocks:
+            # None only when no path ends in a lexicon word; then the greedy text stands.
+            text = self.word_decoder.decode(torch.cat(self._blocks)) or text
         if self.lexicon is not None:
             text = self.lexicon.correct_text(text)
         first, last = self._first_frame, self._last_frame

@@ -4,7 +4,8 @@ Used by ``make eval``, the tests and anyone who wants text from a file without a
 cut into ``chunk_samples`` chunks, ``lookahead_samples`` zeros are appended at end of stream (then
 zeros up to a whole chunk), each chunk goes through ``stream_step`` with carried state, and frames
 past ``num_frames(len(audio))`` are dropped before the incremental decoder sees them. A model
-loaded with a lexicon (``model.lexicon``, see ``checkpoint.load_checkpoint``) gets word correction.
+loaded with a lexicon (``model.lexicon``, see ``checkpoint.load_checkpoint``) gets word correction,
+and one that also ships a word LM (``model.word_decoder``) gets the beam-search second pass on finals.
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ def transcribe_segments(
 ) -> list[Segment]:
     """Streaming transcription, cut at silences of ``min_silence_s`` (None: one segment)."""
     decoder = IncrementalGreedyDecoder(
-        model.tokens, model.blank_id, model.frame_shift_s, lexicon=getattr(model, "lexicon", None)
+        model.tokens,
+        model.blank_id,
+        model.frame_shift_s,
+        lexicon=getattr(model, "lexicon", None),
+        word_decoder=getattr(model, "word_decoder", None),
     )
     segments: list[Segment] = []
     for block in stream_blocks(model, audio):

@@ -1,0 +1,194 @@
+"""CTC prefix beam search restricted to a lexicon, scored with a word bigram LM.
+
+Greedy CTC reads each frame's best token and spells words letter by letter; on a weak stretch of
+audio it can drop a short word or misspell it into a different one ("near" → "eat"). When a
+segment is final, this search reconsiders the whole segment: it keeps the ``beam`` best
+*prefixes* (words so far + the letters of the word being spelled), sums the CTC probability of
+every alignment of each prefix, allows only letters that continue some lexicon word, and adds
+``lm_weight`` × log P(word | previous word) + ``word_bonus`` when a word ends. The result is
+always a sequence of lexicon words.
+
+Only character vocabularies (single-letter tokens plus the "▁" word boundary) are supported, which
+is what a closed-vocabulary model is. The search runs once per finalized segment (in the engine's
+worker thread, not the event loop); partial results stay greedy.
+
+Alignment details: "▁" at the start of a word (after another "▁" or at the start) is treated
+like a blank, so a run of boundary frames does not create empty words. A word may also end
+without any "▁" (the next letter starts the next word) at a cost of ``missing_space_penalty``,
+because a fast speaker's word gap can be shorter than one model frame.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from asr_service.model.word_lm import BigramLm
+
+NEG_INF = float("-inf")
+WORD_BOUNDARY = "▁"
+
+
+def _log_add(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b == NEG_INF:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+#: Hypothesis key: (words so far, letters of the word being spelled) → [p_blank, p_nonblank, lm].
+Key = tuple[tuple[int, ...], str]
+Beams = dict[Key, list[float]]
+
+
+def _score(item: tuple[Key, list[float]]) -> float:
+    p_b, p_nb, lm = item[1]
+    return _log_add(p_b, p_nb) + lm
+
+
+def partial_adder(grown: Beams) -> Callable[..., None]:
+    """``add(key, lm, p_b=..., p_nb=...)``: merge one more alignment's probability into ``grown``."""
+
+    def add(key: Key, lm: float, p_b: float = NEG_INF, p_nb: float = NEG_INF) -> None:
+        slot = grown.get(key)
+        if slot is None:
+            grown[key] = [p_b, p_nb, lm]
+        else:
+            slot[0] = _log_add(slot[0], p_b)
+            slot[1] = _log_add(slot[1], p_nb)
+
+    return add
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    beam: int = 12
+    lm_weight: float = 0.8
+    word_bonus: float = 1.0
+    missing_space_penalty: float = -4.0
+    #: Tokens whose frame log-probability is below this are not considered at that frame.
+    token_floor: float = -10.0
+
+    def __post_init__(self) -> None:
+        # Read back from checkpoints: a hostile or broken value must fail at load, not mid-stream.
+        if not isinstance(self.beam, int) or not 1 <= self.beam <= 256:
+            raise ValueError(f"beam must be an integer in 1..256, got {self.beam!r}")
+        for name in ("lm_weight", "word_bonus", "missing_space_penalty", "token_floor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+class LexiconBeamDecoder:
+    """Decode one segment's log-probs [T, V] into lexicon words (see module doc)."""
+
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        blank_id: int,
+        words: Sequence[str],
+        lm: BigramLm | None = None,
+        settings: BeamSettings | None = None,
+    ) -> None:
+        self.settings = settings or BeamSettings()
+        self.blank_id = blank_id
+        try:
+            self.space_id = list(tokens).index(WORD_BOUNDARY)
+        except ValueError:
+            raise ValueError("a lexicon beam search needs a word-boundary token '▁'") from None
+        self.letters: dict[int, str] = {}
+        for token_id, token in enumerate(tokens):
+            if token_id in (blank_id, self.space_id):
+                continue
+            if len(token) != 1:
+                raise ValueError(f"lexicon beam search supports single-character tokens, found {token!r}")
+            self.letters[token_id] = token
+        self.letter_ids = {ch: i for i, ch in self.letters.items()}
+        self.lm = lm
+        self.words = list(words)
+        self.word_ids = {w: i for i, w in enumerate(self.words)}
+        if lm is not None and lm.words != list(words):
+            raise ValueError("the word LM was built over a different word list")
+        spellable = set(self.letters.values())
+        self.prefixes: set[str] = set()
+        for word in self.word_ids:
+            if set(word) <= spellable:
+                self.prefixes.update(word[:n] for n in range(1, len(word) + 1))
+        self.boundary = len(self.word_ids)
+
+    def _word_score(self, previous: int, word: int) -> float:
+        if self.lm is None:
+            return self.settings.word_bonus
+        return self.settings.lm_weight * self.lm.log_prob(previous, word) + self.settings.word_bonus
+
+    def _end_score(self, previous: int) -> float:
+        if self.lm is None:
+            return 0.0
+        return self.settings.lm_weight * self.lm.log_prob(previous, self.boundary)
+
+    def decode(self, log_probs: torch.Tensor) -> str | None:
+        """Best lexicon word sequence for ``log_probs`` [T, V]; None if no path ends in a word."""
+        if log_probs.dim() != 2:
+            raise ValueError(f"decode wants log-probs [T, V], got {tuple(log_probs.shape)}")
+        cfg = self.settings
+        blank, space = self.blank_id, self.space_id
+        beams: Beams = {((), ""): [0.0, NEG_INF, 0.0]}
+        rows = log_probs.detach().float().cpu().tolist()
+        for row in rows:
+            letters = [(i, ch) for i, ch in self.letters.items() if row[i] > cfg.token_floor]
+            space_ok = row[space] > cfg.token_floor
+            grown: Beams = {}
+            add = partial_adder(grown)
+
+            for (words, partial), (p_b, p_nb, lm) in beams.items():
+                total = _log_add(p_b, p_nb)
+                key = (words, partial)
+                add(key, lm, p_b=total + row[blank])
+                previous = words[-1] if words else self.boundary
+                complete = self.word_ids.get(partial) if partial else None
+                if not partial:
+                    if space_ok:
+                        add(key, lm, p_b=total + row[space])
+                else:
+                    # Repeating the last letter's token without a blank collapses into it.
+                    add(key, lm, p_nb=p_nb + row[self.letter_ids[partial[-1]]])
+                    if space_ok and complete is not None:
+                        add(
+                            ((*words, complete), ""),
+                            lm + self._word_score(previous, complete),
+                            p_b=total + row[space],
+                        )
+                for token_id, ch in letters:
+                    source = p_b if partial and ch == partial[-1] else total
+                    extended = partial + ch
+                    if extended in self.prefixes:
+                        add((words, extended), lm, p_nb=source + row[token_id])
+                    if complete is not None and ch in self.prefixes:
+                        add(
+                            ((*words, complete), ch),
+                            lm + self._word_score(previous, complete) + cfg.missing_space_penalty,
+                            p_nb=source + row[token_id],
+                        )
+            beams = dict(heapq.nlargest(cfg.beam, grown.items(), key=_score))
+
+        best_score, best_words = NEG_INF, None
+        for (words, partial), (p_b, p_nb, lm) in beams.items():
+            score = _log_add(p_b, p_nb) + lm
+            if partial:
+                complete = self.word_ids.get(partial)
+                if complete is None:
+                    continue
+                previous = words[-1] if words else self.boundary
+                score += self._word_score(previous, complete)
+                words = (*words, complete)
+            score += self._end_score(words[-1] if words else self.boundary)
+            if score > best_score:
+                best_score, best_words = score, words
+        if best_words is None:
+            return None
+        return " ".join(self.words[i] for i in best_words)
