@@ -24,6 +24,10 @@ CLIPS_DIR = REPO / "tests" / "data" / "clips"
 
 TEST_SEED = 20261126
 TRAIN_SEED = 1234
+#: Development sentences: tune the decoder's LM weight and word bonus on these, never on the
+#: held-out test set. Disjoint from both train and test.
+DEV_SEED = 4242
+DEV_SENTENCES = 300
 
 #: Demo clips: (file name, voice). They speak held-out sentences 0..3. Fixed before training.
 CLIP_VOICES: list[tuple[str, synth.Voice]] = [
@@ -59,6 +63,13 @@ def train_sentences(spec: DataSpec) -> list[str]:
     return train
 
 
+def dev_sentences(spec: DataSpec) -> list[str]:
+    held_out = test_sentences(spec)
+    dev = text.generate(DEV_SENTENCES, seed=DEV_SEED, exclude=[*held_out, *train_sentences(spec)])
+    check_disjoint(dev, held_out)
+    return dev
+
+
 def check_disjoint(train: list[str], held_out: list[str]) -> None:
     overlap = set(train) & set(held_out)
     if overlap:
@@ -66,12 +77,13 @@ def check_disjoint(train: list[str], held_out: list[str]) -> None:
 
 
 def corpus(part: str, spec: DataSpec, workers: int = 2, log: bool = True) -> synth.Corpus:
-    """The synthesized ``train`` or ``test`` corpus, from the cache when it matches ``spec``."""
-    directory = DATA_DIR / f"{part}-{spec.key(part)}"
+    """The synthesized ``train``, ``test`` or ``dev`` corpus, from the cache when it matches ``spec``."""
+    key = spec.key(part) if part != "dev" else spec.key(f"dev-{DEV_SEED}-{DEV_SENTENCES}")
+    directory = DATA_DIR / f"{part}-{key}"
     if (directory / "index.json").exists():
         return synth.Corpus.load(directory)
-    sentences = train_sentences(spec) if part == "train" else test_sentences(spec)
-    seed = spec.train_seed if part == "train" else spec.test_seed
+    sentences = {"train": train_sentences, "test": test_sentences, "dev": dev_sentences}[part](spec)
+    seed = {"train": spec.train_seed, "test": spec.test_seed, "dev": DEV_SEED}[part]
     if log:
         print(f"synthesizing {len(sentences)} {part} sentences with {workers} workers ...", flush=True)
     built = synth.build_corpus(sentences, seed=seed + 1, workers=workers)
