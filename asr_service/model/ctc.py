@@ -257,7 +257,7 @@ class IncrementalGreedyDecoder:
         """Close the current segment and start a new one; None when it holds no text."""
         text = tokens_to_text(self._ids, self.tokens)
         if text and self.word_decoder is not None and self._blocks:
-            # None only when no path ends in a lexicon word; then the greedy text stands.
+            # None when no lexicon words fit at all; then the greedy text stands.
             text = self.word_decoder.decode(torch.cat(self._blocks)) or text
         if self.lexicon is not None:
             text = self.lexicon.correct_text(text)

@@ -132,7 +132,8 @@ class LexiconBeamDecoder:
         return self.settings.lm_weight * self.lm.log_prob(previous, self.boundary)
 
     def decode(self, log_probs: torch.Tensor) -> str | None:
-        """Best lexicon word sequence for ``log_probs`` [T, V]; None if no path ends in a word."""
+        """Best lexicon word sequence for ``log_probs`` [T, V]; None when the best path holds no
+        word (nothing in the lexicon fits what greedy heard: the caller keeps the greedy text)."""
         if log_probs.dim() != 2:
             raise ValueError(f"decode wants log-probs [T, V], got {tuple(log_probs.shape)}")
         cfg = self.settings
@@ -189,6 +190,6 @@ class LexiconBeamDecoder:
             score += self._end_score(words[-1] if words else self.boundary)
             if score > best_score:
                 best_score, best_words = score, words
-        if best_words is None:
+        if not best_words:
             return None
         return " ".join(self.words[i] for i in best_words)
