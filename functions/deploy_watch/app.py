@@ -1,22 +1,38 @@
 """deploy_watch: ECS "Deployment State Change" for the service → SNS, naming the model versions.
 
 Failed deployments (circuit breaker) and their rollbacks are alerts; completions are reports.
-Other states (IN_PROGRESS) are filtered at the rule and ignored here if they arrive anyway.
+Other states (IN_PROGRESS) are filtered at the rule and ignored here if they arrive anyway,
+without touching DynamoDB.
+
+EventBridge delivers at least once, so a report goes out at most once per deployment id and
+event name: Powertools idempotency (DynamoDB ``IDEMPOTENCY_TABLE``) guards describe + publish
+as one unit. The key is the deployment's state change itself, not the EventBridge event id, so
+a duplicate that ECS emits under a new event id is caught too; a failure removes the record, so
+EventBridge's retry reports again.
 """
 
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
-from ezspeech_common.deployments import DeploymentReport, report_deployment, report_text
+from ezspeech_common.deployments import (
+    DeploymentReport,
+    ignored_report,
+    is_reported,
+    report_deployment,
+    report_text,
+)
 from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
+from ezspeech_common.idempotency import mark_duplicate, once_per_key
 from ezspeech_common.notify import publish
 
 logger = Logger()
@@ -25,8 +41,17 @@ tracer = Tracer(patch_modules=("boto3",))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
 
 NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
+IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
 CONTAINER_NAME = os.environ.get("CONTAINER_NAME", "asr-server")
 CLIENTS = AwsClients()
+
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[detail.deployment_id, detail.event_name]",
+    raise_on_no_idempotency_key=True,
+    # EventBridge gives up on an event after an hour (the rule's retry policy); a day is ample.
+    expires_after_seconds=24 * 3600,
+    response_hook=mark_duplicate,
+)
 
 _METRICS = {
     "failed": "DeploymentsFailed",
@@ -52,6 +77,23 @@ def watch(
     return report
 
 
+@cache
+def _watch_once() -> Any:
+    """The idempotent report, built on first use so a cold start (and an ignored event) does not
+    load the DynamoDB client."""
+
+    def report_once(change: DeploymentStateChangeEvent) -> dict[str, Any]:
+        return watch(CLIENTS, NOTIFY_TOPIC_ARN, CONTAINER_NAME, change).as_dict()
+
+    return once_per_key(
+        report_once,
+        data_keyword="change",
+        table_name=IDEMPOTENCY_TABLE,
+        dynamodb=CLIENTS.dynamodb,
+        config=IDEMPOTENCY,
+    )
+
+
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -61,11 +103,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except EventShapeError as error:
         logger.error("event_rejected", extra={"error": str(error)})
         raise
-    report = watch(CLIENTS, NOTIFY_TOPIC_ARN, CONTAINER_NAME, change)
-    metrics.add_metric(
-        name=_METRICS.get(report.outcome, "DeploymentEventsIgnored"), unit=MetricUnit.Count, value=1
+    if not is_reported(change):
+        ignored = ignored_report(change).as_dict()
+        metrics.add_metric(name="DeploymentEventsIgnored", unit=MetricUnit.Count, value=1)
+        logger.info("deployment_ignored", extra={**ignored, "event_name": change.detail.event_name})
+        return ignored
+
+    IDEMPOTENCY.register_lambda_context(context)
+    report: dict[str, Any] = _watch_once()(change=change)
+    if report.get("duplicate"):
+        metrics.add_metric(name="DeploymentsDeduplicated", unit=MetricUnit.Count, value=1)
+        logger.info("deployment_duplicate", extra={**report, "event_name": change.detail.event_name})
+        return report
+    metrics.add_metric(name=_METRICS[report["outcome"]], unit=MetricUnit.Count, value=1)
+    (logger.info if report["outcome"] == "completed" else logger.error)(
+        "deployment_" + report["outcome"], extra=report
     )
-    (logger.info if report.outcome in ("completed", "ignored") else logger.error)(
-        "deployment_" + report.outcome, extra=report.as_dict()
-    )
-    return report.as_dict()
+    return report

@@ -12,12 +12,21 @@ from ezspeech_common.deployments import cluster_and_service
 from ezspeech_common.errors import ServiceNotFoundError
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
 
-from tests.functions.conftest import CLUSTER, CONTAINER, SERVICE, FakeContext, Platform, documented_event
+from tests.functions.conftest import (
+    CLUSTER,
+    CONTAINER,
+    SERVICE,
+    TABLE,
+    FakeContext,
+    Platform,
+    documented_event,
+)
 
 
 @pytest.fixture
 def app(platform: Platform, load_handler: Any) -> Any:
-    return load_handler("deploy_watch", {"NOTIFY_TOPIC_ARN": platform.topic_arn}, platform.clients)
+    env = {"NOTIFY_TOPIC_ARN": platform.topic_arn, "IDEMPOTENCY_TABLE": TABLE}
+    return load_handler("deploy_watch", env, platform.clients)
 
 
 def event_for(platform: Platform, name: str, deployment_id: str) -> dict[str, Any]:
@@ -129,6 +138,80 @@ def test_in_progress_events_are_ignored(platform: Platform, app: Any) -> None:
     result = app.lambda_handler(event_for(platform, "in_progress", "ecs-svc/1"), FakeContext())
     assert result["outcome"] == "ignored"
     assert platform.notifications() == []
+
+
+def idempotency_records(platform: Platform) -> list[dict[str, Any]]:
+    return list(platform.clients.dynamodb.scan(TableName=TABLE)["Items"])
+
+
+def test_redelivered_failure_alerts_once(
+    platform: Platform, app: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pin_model(platform, "goodversion")
+    event = event_for(platform, "failed", "ecs-svc/9999")
+    first = app.lambda_handler(event, FakeContext())
+    redelivered = app.lambda_handler(event, FakeContext())
+
+    assert first["outcome"] == "failed" and "duplicate" not in first
+    assert redelivered["duplicate"] is True
+    assert redelivered["deployment_id"] == "ecs-svc/9999"
+    assert len(platform.notifications()) == 1
+    assert len(idempotency_records(platform)) == 1
+    assert "DeploymentsDeduplicated" in capsys.readouterr().out  # the EMF line Powertools prints
+
+
+def test_duplicate_under_a_new_event_id_is_caught_too(platform: Platform, app: Any) -> None:
+    """ECS may emit the same state change twice: the key is the change, not EventBridge's id."""
+    event = event_for(platform, "failed", "ecs-svc/9999")
+    app.lambda_handler(event, FakeContext())
+    again = {**event, "id": "00000000-0000-0000-0000-000000000001"}
+    assert app.lambda_handler(again, FakeContext())["duplicate"] is True
+    assert len(platform.notifications()) == 1
+
+
+def test_each_event_name_of_a_deployment_is_reported_once(platform: Platform, app: Any) -> None:
+    pin_model(platform, "v2version")
+    failed = event_for(platform, "failed", "ecs-svc/4242")
+    completed = event_for(platform, "completed", "ecs-svc/4242")
+    other_deployment = event_for(platform, "failed", "ecs-svc/4343")
+    for event in (failed, completed, other_deployment, failed, completed):
+        app.lambda_handler(event, FakeContext())
+
+    subjects = sorted(note["subject"] for note in platform.notifications())
+    assert len(subjects) == 3
+    assert sum("deployment completed" in subject for subject in subjects) == 1
+    assert sum("ecs-svc/4242" in subject for subject in subjects) == 1  # the FAILED alert
+    assert sum("ecs-svc/4343" in subject for subject in subjects) == 1
+    assert len(idempotency_records(platform)) == 3
+
+
+def test_ignored_events_create_no_idempotency_record(platform: Platform, app: Any) -> None:
+    event = event_for(platform, "in_progress", "ecs-svc/1")
+    app.lambda_handler(event, FakeContext())
+    app.lambda_handler(event, FakeContext())
+    assert idempotency_records(platform) == []
+    assert platform.notifications() == []
+
+
+def test_ignored_events_make_no_dynamodb_call(platform: Platform, load_handler: Any) -> None:
+    from ezspeech_common.aws import AwsClients
+
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    clients = AwsClients(ecs=platform.clients.ecs, sns=platform.clients.sns, dynamodb=dynamodb)
+    app = load_handler(
+        "deploy_watch", {"NOTIFY_TOPIC_ARN": platform.topic_arn, "IDEMPOTENCY_TABLE": TABLE}, clients
+    )
+    with Stubber(dynamodb):  # no responses queued: any DynamoDB call would raise
+        result = app.lambda_handler(event_for(platform, "in_progress", "ecs-svc/1"), FakeContext())
+    assert result["outcome"] == "ignored"
+
+
+def test_a_failed_report_leaves_no_record_so_the_retry_runs(platform: Platform, app: Any) -> None:
+    event = documented_event("ecs_deployment_failed")  # a service this account does not have
+    for _ in range(2):  # the retry fails the same way, not with "already in progress"
+        with pytest.raises(ServiceNotFoundError):
+            app.lambda_handler(event, FakeContext())
+    assert idempotency_records(platform) == []
 
 
 def test_documented_event_for_an_unknown_service_fails_loudly(platform: Platform, app: Any) -> None:

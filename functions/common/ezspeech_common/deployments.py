@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
 FAILED, COMPLETED = "SERVICE_DEPLOYMENT_FAILED", "SERVICE_DEPLOYMENT_COMPLETED"
+REPORTED_EVENTS = (FAILED, COMPLETED)
 
 
 @dataclass
@@ -68,16 +69,25 @@ def revision_model(ecs: ECSClient, arn: str, container_name: str) -> RevisionMod
     return RevisionModel(arn, pin.uri, pin.version_id or tags.get("ezspeech:model-version", ""), pin.sha256)
 
 
+def is_reported(event: DeploymentStateChangeEvent) -> bool:
+    """Whether this state change gets a report (the rest, IN_PROGRESS, is ignored)."""
+    return event.detail.event_name in REPORTED_EVENTS
+
+
+def ignored_report(event: DeploymentStateChangeEvent) -> DeploymentReport:
+    """The report of an event that is not reported on: no AWS call needed."""
+    cluster, service_name = cluster_and_service(event.service_arn)
+    detail = event.detail
+    return DeploymentReport("ignored", cluster, service_name, detail.deployment_id, detail.reason, None, None)
+
+
 def report_deployment(
     ecs: ECSClient, event: DeploymentStateChangeEvent, container_name: str
 ) -> DeploymentReport:
-    cluster, service_name = cluster_and_service(event.service_arn)
-    detail = event.detail
-    report = DeploymentReport(
-        "ignored", cluster, service_name, detail.deployment_id, detail.reason, None, None
-    )
-    if detail.event_name not in (FAILED, COMPLETED):
+    report = ignored_report(event)
+    if not is_reported(event):
         return report
+    detail, cluster, service_name = event.detail, report.cluster, report.service_name
     service = describe_service(ecs, cluster, service_name)
     deployments = {str(d.get("id")): d for d in service.get("deployments", [])}
     this = deployments.get(detail.deployment_id)
