@@ -38,7 +38,7 @@ CLIENTS = {
     "model_rollout": ["s3", "ecs", "sns", "dynamodb"],
     "scan_alert": ["ecr", "ecs", "sns", "dynamodb"],
     "night_scaler": ["ssm", "autoscaling", "ecs"],
-    "deploy_watch": ["ecs", "sns"],
+    "deploy_watch": ["ecs", "sns", "dynamodb"],
 }
 _PROBE = """
 import json, sys, time
