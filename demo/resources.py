@@ -287,7 +287,11 @@ class Stack:
                 "DEFAULT_MIN_CAPACITY": str(SAM_DEFAULT_MIN_CAPACITY),
                 "DEFAULT_MAX_CAPACITY": str(SAM_DEFAULT_MAX_CAPACITY),
             },
-            "deploy_watch": {"NOTIFY_TOPIC_ARN": self.notify_topic_arn, "CONTAINER_NAME": CONTAINER_NAME},
+            "deploy_watch": {
+                "NOTIFY_TOPIC_ARN": self.notify_topic_arn,
+                "IDEMPOTENCY_TABLE": names.idempotency_table,
+                "CONTAINER_NAME": CONTAINER_NAME,
+            },
         }
         powertools = {
             "POWERTOOLS_SERVICE_NAME": function,

@@ -16,16 +16,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.errors import AutomationError, EventShapeError
 from ezspeech_common.events.s3 import ObjectCreatedEvent
+from ezspeech_common.idempotency import mark_duplicate, once_per_key
 from ezspeech_common.notify import publish
 from ezspeech_common.rollout import (
     ModelRef,
@@ -53,18 +49,13 @@ IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
 CLIENTS = AwsClients()
 
 
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    """Called by Powertools only when it returns a stored result instead of running again."""
-    return {**response, "duplicate": True}
-
-
 IDEMPOTENCY = IdempotencyConfig(
     event_key_jmespath="[bucket, key, version_id]",
     raise_on_no_idempotency_key=True,
     # Redeliveries come within minutes; after a day the ordering watermark and the
     # "already_deployed" check (same URI and checksum) still stop a repeat.
     expires_after_seconds=24 * 3600,
-    response_hook=_mark_duplicate,
+    response_hook=mark_duplicate,
 )
 
 
@@ -83,13 +74,17 @@ def deploy_and_notify(
 def _deploy_once() -> Any:
     """The idempotent deploy, built on first use so a cold start does not load the DynamoDB model
     for events that are ignored anyway."""
-    persistence = DynamoDBPersistenceLayer(table_name=IDEMPOTENCY_TABLE, boto3_client=CLIENTS.dynamodb)
 
-    @idempotent_function(data_keyword_argument="ref", persistence_store=persistence, config=IDEMPOTENCY)
     def deploy(ref: ModelRef) -> dict[str, Any]:
         return deploy_and_notify(CLIENTS, SETTINGS, NOTIFY_TOPIC_ARN, ref)
 
-    return deploy
+    return once_per_key(
+        deploy,
+        data_keyword="ref",
+        table_name=IDEMPOTENCY_TABLE,
+        dynamodb=CLIENTS.dynamodb,
+        config=IDEMPOTENCY,
+    )
 
 
 @tracer.capture_lambda_handler

@@ -17,16 +17,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.scans import ScanEvent, parse_scan_event
+from ezspeech_common.idempotency import mark_duplicate, once_per_key
 from ezspeech_common.notify import publish
 from ezspeech_common.scanning import (
     Alert,
@@ -56,16 +52,12 @@ IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
 CLIENTS = AwsClients()
 
 
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    return {**response, "duplicate": True}
-
-
 IDEMPOTENCY = IdempotencyConfig(
     event_key_jmespath="[repository, digest, scan_result_id]",
     raise_on_no_idempotency_key=True,
     # Inspector rescans produce a new completion time, hence a new key; a week covers redeliveries.
     expires_after_seconds=7 * 24 * 3600,
-    response_hook=_mark_duplicate,
+    response_hook=mark_duplicate,
 )
 
 
@@ -92,13 +84,16 @@ def send_alert(clients: AwsClients, topic_arn: str, alert: Alert) -> dict[str, A
 
 @cache
 def _alert_once() -> Any:
-    persistence = DynamoDBPersistenceLayer(table_name=IDEMPOTENCY_TABLE, boto3_client=CLIENTS.dynamodb)
-
-    @idempotent_function(data_keyword_argument="alert", persistence_store=persistence, config=IDEMPOTENCY)
     def deliver(alert: dict[str, Any]) -> dict[str, Any]:
         return send_alert(CLIENTS, ALERT_TOPIC_ARN, Alert.from_dict(alert))
 
-    return deliver
+    return once_per_key(
+        deliver,
+        data_keyword="alert",
+        table_name=IDEMPOTENCY_TABLE,
+        dynamodb=CLIENTS.dynamodb,
+        config=IDEMPOTENCY,
+    )
 
 
 @tracer.capture_lambda_handler
