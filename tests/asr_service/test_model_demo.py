@@ -35,23 +35,8 @@ def test_demo_checkpoint_is_small_and_described(demo: LoadedModel) -> None:
     assert (DEFAULT_MODEL_PATH.parent / "MODEL_CARD.md").exists()
 
 
-# Known errors of the shipped model on clips chosen before training (they are not swapped to hide
-# them; see MODEL_CARD.md). strict: a better model makes these XPASS, and the mark must go.
-KNOWN_ERRORS = {
-    "clip3_en-gb-x-rp_m1.wav": "drops 'safe': 'carlos said that a officer was poor'",
-    "clip5_two_sentences.wav": "second sentence: 'near' heard as 'eat' (en-gb-x-rp voice)",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ERRORS[n]))
-        if n in KNOWN_ERRORS
-        else n
-        for n in sorted(TRANSCRIPTS)
-    ],
-)
+# Every clip exact, through the server's own decoding path (greedy partials, beam-search finals).
+@pytest.mark.parametrize("name", sorted(TRANSCRIPTS))
 def test_demo_clip_transcribes_exactly(demo: LoadedModel, name: str) -> None:
     assert transcribe(demo.model, read_clip(name)) == TRANSCRIPTS[name]
 
@@ -73,6 +58,6 @@ def test_pause_splits_two_sentences_into_two_segments(demo: LoadedModel) -> None
     segments = transcribe_segments(demo.model, read_clip(name), min_silence_s=0.6)
     assert len(segments) == 2
     assert segments[0].text == first
-    assert len(segments[1].text.split()) == len(second.split())  # exactness: see KNOWN_ERRORS
+    assert segments[1].text == second
     assert segments[0].end_s + 0.6 < segments[1].start_s
     assert all(0.5 < s.confidence <= 1.0 for s in segments)

@@ -41,14 +41,6 @@ def demo_server():
     thread.stop()
 
 
-# The shipped model's documented misrecognitions (asr_service/models/demo/MODEL_CARD.md): strict,
-# so a better model turns them into XPASS and the mark must go.
-KNOWN_ERRORS = {
-    "clip3_en-gb-x-rp_m1.wav": "the model drops 'safe'",
-    "clip5_two_sentences.wav": "the model hears 'near' as 'eat' in the second sentence",
-}
-
-
 def _stream_clip(server: ServerThread, clip: str) -> list[dict]:
     audio, rate = soundfile.read(str(CLIPS / clip), dtype="float32")
     events, code = stream_native(server.url, audio, sample_rate=rate, frame_ms=40)
@@ -57,15 +49,7 @@ def _stream_clip(server: ServerThread, clip: str) -> list[dict]:
     return events
 
 
-@pytest.mark.parametrize(
-    "clip",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN_ERRORS[c]))
-        if c in KNOWN_ERRORS
-        else c
-        for c in sorted(TRANSCRIPTS)
-    ],
-)
+@pytest.mark.parametrize("clip", sorted(TRANSCRIPTS))
 def test_demo_clip_streamed_through_the_server_gives_its_exact_transcript(demo_server, clip):
     assert _stream_clip(demo_server, clip)[-1]["text"] == TRANSCRIPTS[clip]
 
