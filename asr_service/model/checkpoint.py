@@ -101,10 +101,13 @@ def save_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any] | None = None,
     lexicon: Iterable[str] | None = None,
-    word_lm: BigramLm | None = None,
+    word_lm: BigramLm | Mapping[str, Any] | None = None,
     decoder_settings: BeamSettings | None = None,
 ) -> str:
-    """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU."""
+    """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU.
+
+    ``word_lm`` is a :class:`BigramLm` (stored with ``decoder_settings``), or the ``word_lm``
+    entry of a loaded payload passed through as it is (re-saving a file with new metadata)."""
     meta = dict(metadata or {})
     meta.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
     payload = {
@@ -120,7 +123,13 @@ def save_checkpoint(
     }
     if lexicon is not None:
         payload["lexicon"] = sorted(set(lexicon))
-    if word_lm is not None:
+    if isinstance(word_lm, Mapping):
+        if decoder_settings is not None:
+            raise ValueError("a stored word_lm entry carries its own decoder settings")
+        stored = dict(word_lm)
+        BigramLm.from_payload(stored, sorted(set(lexicon or [])))  # refuse what the loader would
+        payload["word_lm"] = stored
+    elif word_lm is not None:
         if word_lm.words != payload.get("lexicon"):
             raise ValueError("a word LM must be built over the checkpoint's (sorted) lexicon")
         payload["word_lm"] = word_lm.to_payload() | {"decoder": asdict(decoder_settings or BeamSettings())}

@@ -236,3 +236,15 @@ def test_bad_word_lm_entries_are_refused(lm: BigramLm, change: dict[str, object]
         data.pop("lexicon")
     with pytest.raises(CheckpointFormatError, match=match):
         load_checkpoint(to_bytes(data))
+
+
+def test_a_stored_word_lm_passes_through_a_resave(tmp_path: Path, lm: BigramLm) -> None:
+    """Re-releasing a file with new metadata (what `make demo` does for v2) keeps its LM."""
+    data = payload() | {"lexicon": WORDS, "word_lm": lm.to_payload() | {"decoder": {"beam": 7}}}
+    content = {k: v for k, v in data.items() if k not in ("format", "version", "metadata")}
+    save_checkpoint(tmp_path / "v2.pt", **content, metadata={"model_version": "v2"})
+    loaded = load_checkpoint(tmp_path / "v2.pt")
+    assert loaded.word_decoder is not None and loaded.word_decoder.settings.beam == 7
+    broken = content | {"word_lm": {"type": "word-bigram", "bigrams": torch.tensor([[0, 99, 1]])}}
+    with pytest.raises(WordLmError, match="outside"):
+        save_checkpoint(tmp_path / "v3.pt", **broken)
