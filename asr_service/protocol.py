@@ -17,12 +17,22 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 SUPPORTED_SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 SUPPORTED_ENCODINGS = ("s16le", "pcm_s16le")
+
+# Bounds checked before or while parsing, so no client JSON can reach a library limit (Python's
+# 4,300-digit int conversion, the recursion limit) and end in a traceback instead of an event.
+MAX_JSON_DEPTH = 8  # no message of either protocol nests deeper than 2
+MAX_INT_DIGITS = 20  # a signed 64-bit integer has at most 19 digits
+MAX_CHUNK_ID_CHARS = 256  # chunk_id is echoed back: keep it an identifier, not a payload
+_SHOWN_CHARS = 40  # how much of a bad value an error message quotes
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 class CloseCode(IntEnum):
@@ -84,7 +94,7 @@ def _sample_rate(value: Any) -> int:
         or (isinstance(value, float) and not math.isfinite(value))
         or int(value) != value
     ):
-        raise ProtocolError("bad_sample_rate", f"sample_rate must be an integer, got {value!r}")
+        raise ProtocolError("bad_sample_rate", f"sample_rate must be an integer, got {_shown(value)}")
     rate = int(value)
     if rate not in SUPPORTED_SAMPLE_RATES:
         rates = ", ".join(str(r) for r in SUPPORTED_SAMPLE_RATES)
@@ -96,21 +106,80 @@ def _sample_rate(value: Any) -> int:
     return rate
 
 
+def _shown(value: Any) -> str:
+    """A short, always-encodable quote of a client value for an error message."""
+    shown: Any = value
+    if isinstance(value, str):
+        shown = value[:_SHOWN_CHARS]
+    elif not (isinstance(value, bool | int | float) or value is None):
+        shown = type(value).__name__
+    return ascii(shown)  # ascii(): a lone surrogate is escaped, never an unencodable reply
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of arrays/objects outside string literals."""
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise ProtocolError("malformed_json", f"integers may have at most {MAX_INT_DIGITS} digits")
+    return int(digits)
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ProtocolError("malformed_json", "numbers must be finite")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ProtocolError("malformed_json", f"{name} is not valid JSON")
+
+
+def _load_json(text: str) -> Any:
+    # Counting brackets is one C pass; only a message with many of them pays for the exact depth.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _json_depth(text) > MAX_JSON_DEPTH:
+        raise ProtocolError("malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(
+            text, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant
+        )
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        raise ProtocolError("malformed_json", "message is not valid JSON") from None
+
+
+def _chunk_id(value: Any) -> Any:
+    """The seed's chunk_id is echoed in every reply: a scalar, strings short and encodable."""
+    if isinstance(value, str):
+        if len(value) > MAX_CHUNK_ID_CHARS:
+            raise ProtocolError("bad_chunk_id", f"chunk_id may be at most {MAX_CHUNK_ID_CHARS} characters")
+        # A lone surrogate (valid in JSON text, not in UTF-8) would make the reply unsendable.
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    raise ProtocolError("bad_chunk_id", "chunk_id must be a string, a number or null")
+
+
 def parse_text_message(text: str) -> ClientMessage:
     """Decode one JSON text message; raise ProtocolError for anything malformed or unknown."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise ProtocolError("malformed_json", "message is not valid JSON") from None
+    data = _load_json(text)
     if not isinstance(data, dict):
         raise ProtocolError("malformed_message", "message must be a JSON object")
     kind = data.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise ProtocolError("bad_type", f"'type' must be a string, got {_shown(kind)}")
     if kind == "start":
         encoding = data.get("encoding", "s16le")
         if encoding not in SUPPORTED_ENCODINGS:
             raise ProtocolError(
                 "unsupported_encoding",
-                f"encoding {encoding!r} is not supported (send little-endian 16-bit PCM: 's16le')",
+                f"encoding {_shown(encoding)} is not supported (send little-endian 16-bit PCM: 's16le')",
                 CloseCode.UNSUPPORTED,
             )
         channels = data.get("channels", 1)
@@ -133,7 +202,7 @@ def parse_text_message(text: str) -> ClientMessage:
         return AudioChunk(
             pcm=pcm,
             sample_rate=_optional_sample_rate(data.get("sample_rate")),
-            chunk_id=data.get("chunk_id"),
+            chunk_id=_chunk_id(data.get("chunk_id")),
             is_final=is_final,
         )
     if kind == "config":
@@ -146,12 +215,14 @@ def parse_text_message(text: str) -> ClientMessage:
         )
     if kind is None:
         raise ProtocolError("missing_type", "message has no 'type'")
-    raise ProtocolError("unknown_type", f"unknown message type {str(kind)[:40]!r}")
+    raise ProtocolError("unknown_type", f"unknown message type {_shown(kind)}")
 
 
 # ------------------------------------------------------------------ server → client
-def encode(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+def encode(event: dict[str, Any]) -> bytes:
+    """UTF-8 JSON, sent as a text frame. Encoding here (not in the library) means a stray lone
+    surrogate can only become U+FFFD in a reply, never an exception that drops the connection."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 def connection_event(session_id: str, model_sample_rate: int, chunk_duration_s: float) -> dict[str, Any]:

@@ -35,9 +35,12 @@ from asr_service.ui.routes import add_ui_routes, page_config_of
 log = get_logger(component="server")
 
 T = TypeVar("T")
-ModelLoader = Callable[[Settings, torch.device], AcousticModel]
 
 _LOOP_LAG_INTERVAL_S = 0.05
+# Frames websockets buffers per connection before it pauses reading the socket (its default is
+# 16). A real-time client sends one small frame every 20-100 ms, and a session reads each at
+# once unless backpressure holds it, so 4 is plenty and bounds what a fast sender can pile up.
+WS_MAX_QUEUE = 4
 
 
 class StartupError(RuntimeError):
@@ -168,8 +171,15 @@ class AsrServer:
             self.settings.host,
             self.settings.port,
             process_request=self._process_request,
-            # Our own limit answers with an event + 1009; this hard cap only stops abuse early.
-            max_size=4 * self.settings.max_message_bytes + 1024,
+            # Per-connection memory bound (README "Limits"): at most max_queue frames wait in
+            # websockets' buffer before it stops reading the socket, each at most max_size bytes.
+            # Our own MAX_MESSAGE_BYTES check answers with an event + 1009; this hard cap lets the
+            # library refuse a frame over twice the limit before buffering it (1009, no event).
+            max_size=2 * self.settings.max_message_bytes,
+            max_queue=WS_MAX_QUEUE,
+            # Audio does not compress: permessage-deflate only cost CPU and opened the door to
+            # decompression bombs.
+            compression=None,
             ping_interval=self.settings.ping_interval_s,
             ping_timeout=self.settings.ping_timeout_s,
             close_timeout=5,
@@ -193,16 +203,38 @@ class AsrServer:
         self.metrics.batch_size.observe(size)
         self.metrics.inference_seconds.observe(seconds)
 
-    # ------------------------------------------------------------------ connections
+    # ------------------------------------------------------------------ connections (session.SessionHost)
+    def admission_refusal(self) -> str | None:
+        """The one admission rule, for handshakes and for sessions; a refusal is counted."""
+        if self.draining:
+            reason = "draining"
+        elif not self.ready:
+            reason = "not_ready"
+        elif len(self.sessions) >= self.settings.max_sessions:
+            reason = "max_sessions"
+        else:
+            return None
+        self.metrics.reject(reason)
+        return reason
+
+    def register(self, session: Session) -> None:
+        self.sessions.add(session)
+        self.metrics.sessions_active.inc()
+        self.metrics.sessions_total.inc()
+
+    def release(self, session: Session) -> None:
+        if session in self.sessions:
+            self.sessions.discard(session)
+            self.metrics.sessions_active.dec()
+            self.sessions_changed.set()
+
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self.draining or not self.ready:
-            reason = "draining" if self.draining else "not_ready"
-            self.metrics.reject(reason)
-            return self._unavailable(connection, f"server {reason.replace('_', ' ')}\n")
-        if len(self.sessions) >= self.settings.max_sessions:
-            self.metrics.reject("max_sessions")
+        reason = self.admission_refusal()
+        if reason is None:
+            return None
+        if reason == "max_sessions":
             return self._unavailable(connection, "too many concurrent sessions\n")
-        return None
+        return self._unavailable(connection, f"server {reason.replace('_', ' ')}\n")
 
     def _unavailable(self, connection: ServerConnection, text: str) -> Response:
         response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, text)

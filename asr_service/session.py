@@ -1,8 +1,14 @@
 """One WebSocket connection: protocol state, audio → engine, engine results → events.
 
 The session never runs the model: it resamples the client's audio (cheap, and per connection)
-and feeds the engine; a pump task turns the engine's updates into events. Every close is
-preceded by an event that says why, and every session ends with exactly one summary log line.
+and feeds the engine; a pump task turns the engine's updates into events.
+
+A session's end is structural. Three tasks run under one ``asyncio.TaskGroup``: the
+conversation (receive loop), the pump, and a watcher that fails the group the moment the
+connection is closed. Whichever ends first, by a client's RST, a close frame at any point, a
+send to a closed peer, a decode error, a drain or a bug, cancels the others, and ``run``'s
+``finally`` releases the session from the server's table, the gauges and the engine and writes
+its one summary line, exactly once. Nothing waits on a peer that is gone.
 """
 
 from __future__ import annotations
@@ -12,9 +18,8 @@ import contextlib
 import hmac
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -23,16 +28,44 @@ from websockets.exceptions import ConnectionClosed
 
 from asr_service import protocol
 from asr_service.audio import AudioFormatError, StreamingResampler, decode_pcm16
-from asr_service.engine import EngineClosedError, EngineStream, StreamUpdate
+from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, StreamUpdate
 from asr_service.logging_setup import get_logger
+from asr_service.metrics import ServiceMetrics
 from asr_service.protocol import CloseCode, ProtocolError
-
-if TYPE_CHECKING:
-    from asr_service.server import AsrServer
+from asr_service.seed_protocol import SeedAdapter
+from asr_service.settings import Settings
 
 log = get_logger(component="session")
 
-DEFAULT_SEED_SAMPLE_RATE = 16000
+T = TypeVar("T")
+
+# Closes the WebSocket library decides by itself (we never get to send an event first).
+_LIBRARY_CLOSES = {
+    1002: "protocol_error",
+    1007: "invalid_utf8",
+    1009: "message_too_big",
+}
+
+
+class SessionHost(Protocol):
+    """The narrow view of the server that a session needs: settings, engine, admission, registry."""
+
+    settings: Settings
+    engine: BatchingEngine
+    metrics: ServiceMetrics
+
+    @property
+    def draining(self) -> bool: ...
+
+    def admission_refusal(self) -> str | None:
+        """None when a new session may start, else why not (and the refusal is counted)."""
+        ...
+
+    def register(self, session: Session) -> None: ...
+
+    def release(self, session: Session) -> None: ...
+
+    async def until_draining(self, awaitable: Awaitable[T]) -> T | None: ...
 
 
 class _SessionEndError(Exception):
@@ -43,6 +76,25 @@ class _SessionEndError(Exception):
         self.event = event
         self.code = code
         self.reason = reason
+
+    @classmethod
+    def error(cls, code: str, message: str, close_code: CloseCode) -> _SessionEndError:
+        return cls(protocol.error_event(code, message, close_code), close_code, code)
+
+
+class _PeerGoneError(Exception):
+    """Internal: the connection is closed; stop everything the session is doing."""
+
+
+_REFUSALS = {
+    "draining": _SessionEndError(
+        protocol.closing_event("server_draining", CloseCode.GOING_AWAY), CloseCode.GOING_AWAY, "draining"
+    ),
+    "max_sessions": _SessionEndError.error(
+        "overloaded", "too many concurrent sessions", CloseCode.OVERLOADED
+    ),
+    "not_ready": _SessionEndError.error("not_ready", "the server is still starting", CloseCode.OVERLOADED),
+}
 
 
 def client_token(connection: ServerConnection) -> str | None:
@@ -66,35 +118,36 @@ def token_allowed(token: str | None, allowed: Iterable[str]) -> bool:
 
 def peer_of(connection: ServerConnection) -> str:
     request = connection.request
-    forwarded = request.headers.get("X-Forwarded-For") if request is not None else None
-    if forwarded:
-        return forwarded.split(",")[0].strip()  # the ALB appends the client address
+    if request is not None:
+        # The ALB appends the address it saw to whatever the client sent, so the last entry of
+        # the last header is the one nobody but the ALB could write. A client may repeat it.
+        forwarded = [
+            entry.strip()
+            for value in request.headers.get_all("X-Forwarded-For")
+            for entry in value.split(",")
+            if entry.strip()
+        ]
+        if forwarded:
+            return forwarded[-1][:64]
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "unknown"
 
 
-@dataclass
-class _SeedAck:
-    chunk_id: Any
-    needed_samples: int  # model-rate samples the engine must have consumed
-
-
 class Session:
-    def __init__(self, connection: ServerConnection, server: AsrServer) -> None:
+    def __init__(self, connection: ServerConnection, host: SessionHost) -> None:
         self.connection = connection
-        self.server = server
-        self.settings = server.settings
-        self.engine = server.engine
-        self.metrics = server.metrics
+        self.host = host
+        self.settings = host.settings
+        self.engine = host.engine
+        self.metrics = host.metrics
         self.session_id = uuid.uuid4().hex[:16]
         self.started = time.monotonic()
         self.protocol_name: str | None = None  # "native" | "seed", fixed by the first audio message
+        self.seed: SeedAdapter | None = None
         self.stream: EngineStream | None = None
         self.resampler: StreamingResampler | None = None
         self.stream_rate = 0
         self.fed_samples = 0  # model-rate samples given to the engine for the current stream
-        self.seed_rate = DEFAULT_SEED_SAMPLE_RATE
-        self.seed_acks: list[_SeedAck] = []
         self.updates: asyncio.Queue[StreamUpdate] = asyncio.Queue()
         self.room = asyncio.Event()  # set whenever the engine consumed audio (backpressure)
         self.stream_done = asyncio.Event()
@@ -106,74 +159,100 @@ class Session:
         self.eof_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self._registered = False
+        self._released = False
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
+        """Serve the connection to its end; never raises, always releases exactly once."""
         structlog.contextvars.bind_contextvars(session_id=self.session_id, peer=peer_of(self.connection))
-        pump: asyncio.Task[None] | None = None
         try:
-            self._admit()
-            self.server.sessions.add(self)
-            self.metrics.sessions_active.inc()
-            self.metrics.sessions_total.inc()
-            await self._send(
+            refusal = self._refusal()
+            if refusal is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await self._close(refusal.event, refusal.code, refusal.reason)
+                return
+            self.host.register(self)
+            self._registered = True
+            await self._serve()
+        finally:
+            self._release()
+            structlog.contextvars.unbind_contextvars("session_id", "peer")
+
+    async def _serve(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                pump = tasks.create_task(self._pump_updates(), name=f"pump-{self.session_id}")
+                watcher = tasks.create_task(self._watch_peer(), name=f"peer-{self.session_id}")
+                try:
+                    await self._converse()
+                finally:
+                    pump.cancel()
+                    watcher.cancel()
+        except* (_PeerGoneError, ConnectionClosed):
+            pass  # the connection is closed: _release() records how
+        except* _SessionEndError as group:  # the pump ends the session (recognition failed)
+            end = group.exceptions[0]
+            if isinstance(end, _SessionEndError):
+                with contextlib.suppress(ConnectionClosed):
+                    await self._close(end.event, end.code, end.reason)
+        except* Exception as group:
+            log.error("session_failed", exc_info=group.exceptions[0])
+            with contextlib.suppress(ConnectionClosed):
+                await self._close(
+                    protocol.error_event("internal_error", "internal server error", CloseCode.INTERNAL),
+                    CloseCode.INTERNAL,
+                    "internal_error",
+                )
+
+    async def _converse(self) -> None:
+        try:
+            await self.send(
                 protocol.connection_event(
                     self.session_id, self.engine.sample_rate, self.engine.chunk_duration_s
                 )
             )
-            pump = asyncio.create_task(self._pump_updates(), name=f"pump-{self.session_id}")
             await self._receive_loop()
-        except _SessionEndError as close:
-            await self._close(close.event, close.code, close.reason)
-        except ConnectionClosed:
-            self.close_code = self.close_code or (self.connection.close_code or 1006)
-            self.close_reason = self.close_reason or "client_disconnected"
-        except Exception:
-            log.exception("session_failed")
-            await self._close(
-                protocol.error_event("internal_error", "internal server error", CloseCode.INTERNAL),
-                CloseCode.INTERNAL,
-                "internal_error",
-            )
-        finally:
-            if self.stream is not None and not self.stream_done.is_set():
-                self.stream.cancel()
-            if pump is not None:
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
-            if self in self.server.sessions:
-                self.server.sessions.discard(self)
-                self.server.sessions_changed.set()
-                self.metrics.sessions_active.dec()
-            self._log_summary()
-            structlog.contextvars.unbind_contextvars("session_id", "peer")
+        except _SessionEndError as end:
+            await self._close(end.event, end.code, end.reason)
 
-    def _admit(self) -> None:
+    async def _watch_peer(self) -> None:
+        await self.connection.wait_closed()
+        raise _PeerGoneError
+
+    def _refusal(self) -> _SessionEndError | None:
         if self.settings.auth_enabled and not token_allowed(
             client_token(self.connection), self.settings.auth_tokens
         ):
             self.metrics.reject("unauthorized")
-            raise _SessionEndError(
-                protocol.error_event("unauthorized", "a valid token is required", CloseCode.POLICY),
-                CloseCode.POLICY,
-                "unauthorized",
-            )
-        if self.server.draining:
-            self.metrics.reject("draining")
-            raise _SessionEndError(
-                protocol.closing_event("server_draining", CloseCode.GOING_AWAY),
-                CloseCode.GOING_AWAY,
-                "draining",
-            )
-        if len(self.server.sessions) >= self.settings.max_sessions:
-            # Handshakes that raced past process_request's check land here.
-            self.metrics.reject("max_sessions")
-            raise _SessionEndError(
-                protocol.error_event("overloaded", "too many concurrent sessions", CloseCode.OVERLOADED),
-                CloseCode.OVERLOADED,
-                "overloaded",
-            )
+            return _SessionEndError.error("unauthorized", "a valid token is required", CloseCode.POLICY)
+        # Handshakes that raced past process_request's check land here.
+        reason = self.host.admission_refusal()
+        return None if reason is None else _REFUSALS[reason]
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self.stream is not None and not self.stream_done.is_set():
+            self.stream.cancel()
+        if self._registered:
+            self.host.release(self)
+        if self.close_code is None:
+            self.close_code, self.close_reason = self._observed_close()
+        self._log_summary()
+
+    def _observed_close(self) -> tuple[int, str]:
+        """How a close we did not decide happened: the client's, the library's, or a lost TCP."""
+        state = self.connection.protocol
+        sent, received = state.close_sent, state.close_rcvd
+        if received is not None and (sent is None or state.close_rcvd_then_sent):
+            return received.code, "client_closed"
+        if sent is not None:
+            if "keepalive" in sent.reason:
+                return sent.code, "ping_timeout"
+            return sent.code, _LIBRARY_CLOSES.get(sent.code, "closed_by_library")
+        return 1006, "client_disconnected"
 
     def _log_summary(self) -> None:
         duration = time.monotonic() - self.started
@@ -188,14 +267,13 @@ class Session:
             close_reason=self.close_reason,
         )
 
-    async def _send(self, event: dict[str, Any]) -> None:
-        await self.connection.send(protocol.encode(event))
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.connection.send(protocol.encode(event), text=True)
 
     async def _close(self, event: dict[str, Any], code: int, reason: str) -> None:
         self.close_code, self.close_reason = int(code), reason
-        with contextlib.suppress(ConnectionClosed):
-            await self._send(event)
-            await self.connection.close(code, reason)
+        await self.send(event)
+        await self.connection.close(code, reason)
 
     # ------------------------------------------------------------------ receiving
     async def _receive_loop(self) -> None:
@@ -203,70 +281,57 @@ class Session:
             await self._wait_for_room()
             try:
                 async with asyncio.timeout(self.settings.idle_timeout_s):
-                    message = await self.server.until_draining(self.connection.recv())
+                    message = await self.host.until_draining(self.connection.recv())
             except TimeoutError:
-                await self._finish_stream()
-                raise _SessionEndError(
-                    protocol.error_event(
-                        "idle_timeout",
-                        f"no message for {self.settings.idle_timeout_s:g} s",
-                        CloseCode.POLICY,
-                    ),
-                    CloseCode.POLICY,
-                    "idle_timeout",
+                await self.finish_stream()
+                raise _SessionEndError.error(
+                    "idle_timeout", f"no message for {self.settings.idle_timeout_s:g} s", CloseCode.POLICY
                 ) from None
             if message is None:  # the server is draining
-                await self._finish_stream()
-                raise _SessionEndError(
-                    protocol.closing_event("server_draining", CloseCode.GOING_AWAY),
-                    CloseCode.GOING_AWAY,
-                    "draining",
-                )
-            if len(message) > self.settings.max_message_bytes:
-                self.metrics.reject("message_too_big")
-                raise _SessionEndError(
-                    protocol.error_event(
-                        "message_too_big",
-                        f"message of {len(message)} bytes exceeds {self.settings.max_message_bytes}",
-                        CloseCode.TOO_BIG,
-                    ),
-                    CloseCode.TOO_BIG,
-                    "message_too_big",
-                )
+                await self.finish_stream()
+                raise _REFUSALS["draining"]
+            self._check_size(message)
             try:
                 if isinstance(message, bytes):
-                    await self._on_binary(message)
-                else:
-                    finished = await self._on_text(message)
-                    if finished:
-                        return
+                    self._on_binary(message)
+                elif await self._on_text(message):
+                    return
             except ProtocolError as error:
                 if error.close_code is None:
-                    await self._send(protocol.error_event(error.code, error.message))
+                    await self.send(protocol.error_event(error.code, error.message))
                     continue
-                raise _SessionEndError(
-                    protocol.error_event(error.code, error.message, error.close_code),
-                    error.close_code,
-                    error.code,
-                ) from None
+                raise _SessionEndError.error(error.code, error.message, error.close_code) from None
+
+    def _check_size(self, message: str | bytes) -> None:
+        limit = self.settings.max_message_bytes
+        size = len(message)
+        # A text message arrives decoded: up to 4 bytes per character on the wire. Count the
+        # bytes only when the characters alone cannot settle it.
+        if isinstance(message, str) and size * 4 > limit >= size:
+            size = len(message.encode("utf-8"))
+        if size > limit:
+            self.metrics.reject("message_too_big")
+            raise _SessionEndError.error(
+                "message_too_big", f"message of {size} bytes exceeds {limit}", CloseCode.TOO_BIG
+            )
 
     async def _wait_for_room(self) -> None:
         # Backpressure: while the engine is behind on this stream, stop reading; websockets then
         # stops reading the socket and TCP flow control slows the client down.
         while self.stream is not None and self.stream.backlog_s > self.settings.max_backlog_s:
             self.room.clear()
-            await self.server.until_draining(self.room.wait())
-            if self.server.draining:
+            await self.host.until_draining(self.room.wait())
+            if self.host.draining:
                 return
 
-    async def _on_binary(self, data: bytes) -> None:
+    def _on_binary(self, data: bytes) -> None:
         if self.protocol_name != "native" or self.stream is None:
             raise ProtocolError(
                 "binary_before_start", 'send {"type": "start"} before binary audio', CloseCode.POLICY
             )
         if self.eof_at is not None:
             raise ProtocolError("audio_after_eof", "audio after eof", CloseCode.POLICY)
-        self._feed(data)
+        self.feed(data)
 
     async def _on_text(self, text: str) -> bool:
         """Handle one JSON message; True when the session is complete."""
@@ -275,13 +340,13 @@ class Session:
             if self.protocol_name is not None:
                 raise ProtocolError("already_started", "start was already sent", CloseCode.POLICY)
             self.protocol_name = "native"
-            self._open_stream(message.sample_rate)
+            self.open_stream(message.sample_rate)
             return False
         if isinstance(message, protocol.Eof):
             if self.protocol_name != "native" or self.stream is None:
                 raise ProtocolError("eof_before_start", "eof before start", CloseCode.POLICY)
-            await self._finish_stream()
-            await self._send(
+            await self.finish_stream()
+            await self.send(
                 protocol.done_event(
                     " ".join(t for t in self.final_texts if t), self.segments, self.audio_seconds
                 )
@@ -290,73 +355,59 @@ class Session:
             await self.connection.close(CloseCode.DONE, "done")
             return True
         if isinstance(message, protocol.ConfigRequest):
-            if message.sample_rate is not None:
-                if self.stream is not None and message.sample_rate != self.stream_rate:
-                    raise ProtocolError("config_during_stream", "sample_rate cannot change during a stream")
-                self.seed_rate = message.sample_rate
-            await self._send(
-                protocol.config_event(self.seed_rate, self.engine.sample_rate, self.engine.chunk_duration_s)
-            )
+            await self._seed().on_config(message)
             return False
-        if isinstance(message, protocol.AudioChunk):
-            await self._on_audio_chunk(message)
-            return False
-        raise ProtocolError("unknown_type", "unsupported message")  # pragma: no cover - parse covers all
-
-    async def _on_audio_chunk(self, chunk: protocol.AudioChunk) -> None:
         if self.protocol_name == "native":
             raise ProtocolError(
                 "mixed_protocols", "audio_chunk after start: use binary frames", CloseCode.POLICY
             )
         self.protocol_name = "seed"
-        rate = chunk.sample_rate or self.seed_rate
-        if self.stream is None:
-            self._open_stream(rate)
-        elif rate != self.stream_rate:
-            raise ProtocolError(
-                "sample_rate_changed",
-                f"sample_rate changed from {self.stream_rate} to {rate} within an utterance",
-                CloseCode.UNSUPPORTED,
-            )
-        self._feed(chunk.pcm)
-        if chunk.is_final:
-            await self._finish_stream()
-            await self._send(
-                protocol.transcription_event(self._utterance_text(), chunk.chunk_id, True, self.segments)
-            )
-            self._reset_stream()
-            return
-        chunk_samples = self.engine.chunk_samples
-        ack = _SeedAck(chunk.chunk_id, (self.fed_samples // chunk_samples) * chunk_samples)
-        self.seed_acks.append(ack)
-        await self._flush_seed_acks(self._consumed_samples())
+        await self._seed().on_audio_chunk(message)
+        return False
 
-    # ------------------------------------------------------------------ audio
-    def _open_stream(self, rate: int) -> None:
+    def _seed(self) -> SeedAdapter:
+        if self.seed is None:
+            self.seed = SeedAdapter(self, self.engine.sample_rate, self.engine.chunk_duration_s)
+        return self.seed
+
+    # ------------------------------------------------------------------ the stream (also the seed adapter's)
+    @property
+    def has_stream(self) -> bool:
+        return self.stream is not None
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.engine.chunk_samples
+
+    @property
+    def consumed_samples(self) -> int:
+        return self.stream.consumed_samples if self.stream is not None else 0
+
+    def open_stream(self, rate: int) -> None:
         self.stream_rate = rate
         self.resampler = StreamingResampler(rate, self.engine.sample_rate)
         self.fed_samples = 0
         self.stream_done.clear()
         self.stream = self.engine.open_stream(self._deliver_threadsafe())
 
-    def _reset_stream(self) -> None:
+    def reset_stream(self) -> None:
         self.stream = None
         self.resampler = None
         self.final_texts = []
         self.partial_text = ""
         self.eof_at = None
-        self.seed_acks = []
 
     def _deliver_threadsafe(self) -> Any:
         loop = asyncio.get_running_loop()
         queue = self.updates
 
         def deliver(update: StreamUpdate) -> None:  # runs in the engine thread
-            loop.call_soon_threadsafe(queue.put_nowait, update)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, update)
 
         return deliver
 
-    def _feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> None:
         if self.stream is None or self.resampler is None:
             raise ProtocolError("no_stream", "no open stream", CloseCode.POLICY)
         try:
@@ -374,7 +425,7 @@ class Session:
         except EngineClosedError:
             raise ProtocolError("stream_closed", "the stream is already finished", CloseCode.POLICY) from None
 
-    async def _finish_stream(self) -> None:
+    async def finish_stream(self) -> None:
         """Flush the stream and wait until its last final has been sent."""
         if self.stream is None or self.stream_done.is_set():
             return
@@ -386,10 +437,11 @@ class Session:
                 if tail.numel():
                     self.stream.feed(tail)
             self.stream.finish()
+        # The pump sets this; if the peer goes away meanwhile, the watcher cancels this wait.
         await self.stream_done.wait()
 
-    def _consumed_samples(self) -> int:
-        return self.stream.consumed_samples if self.stream is not None else 0
+    def utterance_text(self) -> str:
+        return " ".join(t for t in [*self.final_texts, self.partial_text] if t)
 
     # ------------------------------------------------------------------ results
     async def _pump_updates(self) -> None:
@@ -403,17 +455,13 @@ class Session:
         now = time.monotonic()
         if update.error is not None:
             self.stream_done.set()
-            await self._close(
-                protocol.error_event(update.error, "recognition failed", CloseCode.INTERNAL),
-                CloseCode.INTERNAL,
-                update.error,
-            )
-            return
+            raise _SessionEndError.error(update.error, "recognition failed", CloseCode.INTERNAL)
+        native = self.protocol_name == "native"
         if update.partial is not None and update.partial.text:
             self.partial_text = update.partial.text
-            if self.protocol_name == "native":
+            if native:
                 p = update.partial
-                await self._send(
+                await self.send(
                     protocol.partial_event(p.segment_id, p.text, round(p.start_s, 3), round(p.end_s, 3))
                 )
                 self.metrics.partial_latency.observe(now - update.ready_at)
@@ -421,8 +469,8 @@ class Session:
             self.final_texts.append(segment.text)
             self.partial_text = ""
             self.segments += 1
-            if self.protocol_name == "native":
-                await self._send(
+            if native:
+                await self.send(
                     protocol.final_event(
                         segment.segment_id,
                         segment.text,
@@ -434,17 +482,7 @@ class Session:
                 )
             started = self.eof_at if segment.reason == "eof" and self.eof_at is not None else update.ready_at
             self.metrics.final_latency.observe(now - started)
-        if self.protocol_name == "seed":
-            await self._flush_seed_acks(update.consumed_samples)
+        if self.seed is not None and self.protocol_name == "seed":
+            await self.seed.flush_acks(update.consumed_samples)
         if update.done:
             self.stream_done.set()
-
-    async def _flush_seed_acks(self, consumed: int) -> None:
-        while self.seed_acks and self.seed_acks[0].needed_samples <= consumed:
-            ack = self.seed_acks.pop(0)
-            await self._send(
-                protocol.transcription_event(self._utterance_text(), ack.chunk_id, False, self.segments)
-            )
-
-    def _utterance_text(self) -> str:
-        return " ".join(t for t in [*self.final_texts, self.partial_text] if t)
