@@ -210,12 +210,19 @@ class AsrServer:
             reason = "draining"
         elif not self.ready:
             reason = "not_ready"
-        elif len(self.sessions) >= self.settings.max_sessions:
+        elif (
+            len(self.sessions) >= self.settings.max_sessions
+            and self._live_sessions() >= self.settings.max_sessions
+        ):
             reason = "max_sessions"
         else:
             return None
         self.metrics.reject(reason)
         return reason
+
+    def _live_sessions(self) -> int:
+        # At capacity only: do not refuse for sessions whose client is gone but not yet released.
+        return sum(1 for session in self.sessions if not session.peer_gone())
 
     def register(self, session: Session) -> None:
         self.sessions.add(session)
@@ -257,6 +264,8 @@ class AsrServer:
             done, _pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # e.g. the idle timeout: do not leave a reader behind
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task  # so the next recv() (closing handshake) is not a concurrent one
             raise
         if task in done:
             return task.result()

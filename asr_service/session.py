@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Iterable
@@ -25,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from asr_service import protocol
 from asr_service.audio import AudioFormatError, StreamingResampler, decode_pcm16
@@ -45,6 +47,17 @@ _LIBRARY_CLOSES = {
     1007: "invalid_utf8",
     1009: "message_too_big",
 }
+
+
+# How often a session checks whether the library failed its connection (see _failed_by_library).
+_LIBRARY_CLOSE_CHECK_S = 0.25
+
+
+async def _done_within(future: asyncio.Future[Any], seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.shield(future)
+    return future.done()
 
 
 class SessionHost(Protocol):
@@ -217,8 +230,29 @@ class Session:
             await self._close(end.event, end.code, end.reason)
 
     async def _watch_peer(self) -> None:
-        await self.connection.wait_closed()
+        closed = asyncio.ensure_future(self.connection.wait_closed())
+        try:
+            while not await _done_within(closed, _LIBRARY_CLOSE_CHECK_S):
+                if self._failed_by_library():
+                    break
+        finally:
+            closed.cancel()
         raise _PeerGoneError
+
+    def _failed_by_library(self) -> bool:
+        """The library sent a close we did not decide (1002, 1007, 1009) and stopped parsing.
+
+        It then waits up to close_timeout for the TCP close, but if frames were queued when it
+        failed, reading stays paused and the client's FIN is never seen. Let it in, and end the
+        session now: the library finishes the teardown by itself.
+        """
+        state = self.connection.protocol
+        if state.state is not State.CLOSING or state.close_sent is None or self.close_code is not None:
+            return False
+        transport = self.connection.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+        return True
 
     def _refusal(self) -> _SessionEndError | None:
         if self.settings.auth_enabled and not token_allowed(
@@ -273,7 +307,48 @@ class Session:
     async def _close(self, event: dict[str, Any], code: int, reason: str) -> None:
         self.close_code, self.close_reason = int(code), reason
         await self.send(event)
-        await self.connection.close(code, reason)
+        await self._close_connection(code, reason)
+
+    async def _close_connection(self, code: int, reason: str) -> None:
+        """The closing handshake, reading (and dropping) what the client still sends meanwhile.
+
+        websockets stops reading the socket while max_queue frames wait unread; a client that
+        was mid-stream would then never have its close frame read, and the close would hang
+        for the whole close timeout.
+        """
+        discard = asyncio.create_task(self._discard_incoming(), name=f"discard-{self.session_id}")
+        try:
+            await self.connection.close(code, reason)
+        finally:
+            discard.cancel()
+
+    async def _discard_incoming(self) -> None:
+        # decode=False: a text frame with invalid UTF-8 is dropped like the rest; decoding it
+        # while closing makes websockets wait out its close timeout instead of reading on.
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self.connection.recv(decode=False)
+
+    def peer_gone(self) -> bool:
+        """True when the client is already gone, even if the event loop has not noticed yet.
+
+        Only the refusal path asks (server.admission_refusal at capacity): under a storm of
+        disconnects the loop can be some way behind the kernel, and a slot whose peer sent its
+        RST or FIN is free. Peeking at a duplicate of the socket consumes nothing.
+        """
+        if self.connection.state is State.CLOSED:
+            return True
+        transport = self.connection.transport
+        raw = transport.get_extra_info("socket") if transport is not None else None
+        if raw is None:
+            return True
+        try:
+            with socket.fromfd(raw.fileno(), socket.AF_INET, socket.SOCK_STREAM) as peek:
+                return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""  # b"": FIN
+        except BlockingIOError:
+            return False  # connected, nothing unread
+        except OSError:
+            return True  # ECONNRESET and the like
 
     # ------------------------------------------------------------------ receiving
     async def _receive_loop(self) -> None:
@@ -352,7 +427,7 @@ class Session:
                 )
             )
             self.close_code, self.close_reason = int(CloseCode.DONE), "done"
-            await self.connection.close(CloseCode.DONE, "done")
+            await self._close_connection(CloseCode.DONE, "done")
             return True
         if isinstance(message, protocol.ConfigRequest):
             await self._seed().on_config(message)

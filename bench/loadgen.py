@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -170,9 +171,13 @@ async def run_stream(
 
 # ---------------------------------------------------------------------------- the server
 class ServerProcess:
-    def __init__(self, server_args: list[str], env: dict[str, str]) -> None:
+    """``python -m asr_service`` on free loopback ports; ``log_lines`` keeps its stdout if asked."""
+
+    def __init__(self, server_args: list[str], env: dict[str, str], *, keep_log: bool = False) -> None:
         self.server_args = server_args
         self.env = env
+        self.keep_log = keep_log
+        self.log_lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
         self.ws_port = self.health_port = 0
 
@@ -207,8 +212,18 @@ class ServerProcess:
         else:
             raise SystemExit("server exited before it was ready")
         # Keep draining stdout (session summaries) so the pipe never fills and blocks the server.
-        asyncio.get_running_loop().run_in_executor(None, self.process.stdout.read)
+        stdout = self.process.stdout
+        drain = (lambda: self.log_lines.extend(stdout)) if self.keep_log else stdout.read
+        threading.Thread(target=drain, name="server-stdout", daemon=True).start()
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss_mb(self) -> float:
+        return self._status_mb("VmRSS:")
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
@@ -216,9 +231,11 @@ class ServerProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        return self._status_mb("VmHWM:")
+
+    def _status_mb(self, field: str) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
         return 0.0
 
