@@ -1,11 +1,13 @@
 # asr_service: the container's program (issue #3).
-.PHONY: serve bench client
+.PHONY: serve bench client soak
 
 # Extra flags for `python -m asr_service` (e.g. SERVE_ARGS="--device cuda --batch-max-size 64").
 SERVE_ARGS ?=
 # Extra flags for the load generator; after `--`, flags for the server it starts, e.g.
 #   make bench BENCH_ARGS="--streams 10,20,40 -- --batch-max-size 64 --device cuda"
 BENCH_ARGS ?=
+# Flags for the soak, e.g. SOAK_ARGS="--seed 7 --abrupt 6000" (python -m bench.soak --help).
+SOAK_ARGS ?=
 
 serve: venv ## Run the ASR server locally on the shipped demo model (ws :8765, http :8080)
 	$(PY) -m asr_service $(SERVE_ARGS)
@@ -16,3 +18,6 @@ bench: venv system-deps ## Load-test a real local server: concurrent streams vs 
 client: venv ## Stream AUDIO=file.wav to SERVER (default ws://localhost:8765); final transcript on stdout
 	@[ -n "$(AUDIO)" ] || { echo "usage: make client AUDIO=path.wav [SERVER=ws://host:8765]" >&2; exit 2; }
 	$(PY) -m asr_service.client --server $(or $(SERVER),ws://localhost:8765) --audio-file $(AUDIO)
+
+soak: venv system-deps ## Soak/fuzz a real server: 10k hostile messages, 3k abrupt disconnects, overload, drain (minutes)
+	nice -n 5 $(PY) -m bench.soak $(SOAK_ARGS)
