@@ -327,6 +327,7 @@ class EngineStream:
             self._pending.clear()
             self._pending_samples = 0
             self._ready_times.clear()
+            self._engine._cond.notify()  # so an idle worker drops it now, not at the next batch
 
     # ---- worker side (called with engine._cond held)
     def _has_work(self) -> bool:

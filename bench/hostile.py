@@ -1,9 +1,10 @@
 """Hostile client input for the soak: every kind of message a careless or malicious client sends.
 
 Each generator takes a seeded ``random.Random`` and returns one message (``str`` is sent as a
-text frame, ``bytes`` as binary, :class:`InvalidText` as a text frame holding invalid UTF-8).
-The server must answer every one with a typed ``error`` event (or the documented close) and
-never with a traceback, an ``internal_error`` or a dropped TCP connection.
+text frame, ``bytes`` as binary, :class:`InvalidText` as a text frame holding invalid UTF-8,
+:class:`RawFrame` is written straight to the TCP stream). The server must answer every one with
+a typed ``error`` event (or the documented close) and never with a traceback, an
+``internal_error`` or a dropped TCP connection.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ class InvalidText:
     data: bytes
 
 
-Message = str | bytes | InvalidText
+@dataclass(frozen=True)
+class RawFrame:
+    """Bytes written straight to the TCP stream: a frame the WebSocket library must refuse (1002)."""
+
+    data: bytes
+
+
+Message = str | bytes | InvalidText | RawFrame
 Generator = Callable[[random.Random], Message]
 
 
@@ -136,6 +144,37 @@ def invalid_utf8(rng: random.Random) -> Message:
     return InvalidText(rng.choice([b"\xff\xfe", b'{"type": "\xc3"}', b"\xed\xa0\x80"]))
 
 
+def _frame(first_byte: int, payload: bytes, *, masked: bool = True, length: int | None = None) -> bytes:
+    size = len(payload) if length is None else length
+    mask_bit = 0x80 if masked else 0
+    if size < 126:
+        header = bytes([first_byte, mask_bit | size])
+    elif size < 1 << 16:
+        header = bytes([first_byte, mask_bit | 126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([first_byte, mask_bit | 127]) + size.to_bytes(8, "big")
+    if not masked:
+        return header + payload
+    return header + b"\x00\x00\x00\x00" + payload  # a zero mask: the payload goes as is
+
+
+def bad_frame(rng: random.Random) -> Message:
+    """Framing errors: reserved bits, unknown opcodes, unmasked, oversized or fragmented control."""
+    choices = [
+        lambda: _frame(0xF1, b"{}"),  # RSV1-3 set on a text frame
+        lambda: _frame(0x83, b"x"),  # reserved data opcode
+        lambda: _frame(0x8B, b"x"),  # reserved control opcode
+        lambda: _frame(0x81, b'{"type": "eof"}', masked=False),  # clients must mask
+        lambda: _frame(0x89, b"p" * 200),  # ping over 125 bytes
+        lambda: _frame(0x09, b"ping"),  # fragmented control frame
+        lambda: _frame(0x80, b"orphan continuation"),
+        lambda: _frame(0x88, b"\x03"),  # close with a 1-byte payload
+        lambda: _frame(0x88, (999).to_bytes(2, "big")),  # close with an invalid code
+        lambda: _frame(0x82, b"", length=(1 << 63) - 1),  # a length nobody can send
+    ]
+    return RawFrame(rng.choice(choices)())
+
+
 # Weighted: the cheap, varied ones often, the megabyte-sized ones rarely.
 GENERATORS: tuple[tuple[Generator, int], ...] = (
     (malformed_json, 10),
@@ -148,6 +187,7 @@ GENERATORS: tuple[tuple[Generator, int], ...] = (
     (out_of_order, 20),
     (oversized, 1),
     (invalid_utf8, 2),
+    (bad_frame, 3),
 )
 
 
@@ -156,6 +196,15 @@ def hostile_message(rng: random.Random) -> tuple[str, Message]:
     generators = [g for g, _w in GENERATORS]
     (chosen,) = rng.choices(generators, weights=[w for _g, w in GENERATORS])
     return chosen.__name__, chosen(rng)
+
+
+HTTP_JUNK = (
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # no upgrade
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello to a plain port
+    b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+    b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n",
+    b"\r\n\r\n\r\n",
+)
 
 
 def hostile_headers(rng: random.Random) -> list[tuple[str, str]]:

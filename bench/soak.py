@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import json
 import random
@@ -41,7 +42,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bench.hostile import InvalidText, Message, hostile_headers, hostile_message
+from bench.hostile import HTTP_JUNK, InvalidText, Message, RawFrame, hostile_headers, hostile_message
 from bench.loadgen import ServerProcess, build_stream_audio, load_clips
 
 FRAME_MS = 100
@@ -166,6 +167,8 @@ async def _send(ws: ClientConnection, message: Message) -> bool:
     try:
         if isinstance(message, InvalidText):
             await ws.send(message.data, text=True)
+        elif isinstance(message, RawFrame):
+            ws.transport.write(message.data)
         else:
             await ws.send(message)
     except ConnectionClosed:
@@ -232,6 +235,18 @@ class Clients:
         _reset(ws)
         return Outcome(f"abrupt_{phase}", aborted=True)
 
+    async def http_junk(self, rng: random.Random) -> Outcome:
+        """Not a WebSocket at all: the listener must answer or close, and log no traceback."""
+        host, port = self.url.removeprefix("ws://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(rng.choice(HTTP_JUNK))
+            await writer.drain()
+            await reader.read(65536)
+        finally:
+            writer.close()
+        return Outcome("http_junk")
+
     async def hostile(self, rng: random.Random, budget: int) -> Outcome:
         if self.hostile_sent >= self.hostile_target:
             return Outcome("skipped")
@@ -272,6 +287,8 @@ def judge(outcome: Outcome, report: SoakReport) -> None:
     if outcome.kind == "skipped":
         return
     report.jobs[outcome.kind] += 1
+    if outcome.kind == "http_junk" and not (outcome.hung or outcome.error):
+        return  # no WebSocket, no session: only hangs and crashes count
     report.hostile_messages += outcome.messages
     if outcome.hung:
         report.hangs += 1
@@ -365,6 +382,7 @@ def _storm(plan: SoakPlan, clients: Clients, rng: random.Random) -> list[Job]:
     budget = 6
     connections = plan.hostile_messages // 2 + 1
     jobs += _jobs("hostile", functools.partial(_hostile, clients, budget), connections, rng)
+    jobs += _jobs("http_junk", clients.http_junk, max(1, plan.hostile_messages // 50), rng)
     rng.shuffle(jobs)
     return jobs
 
@@ -474,9 +492,20 @@ async def run_soak(plan: SoakPlan) -> SoakReport:
     args = ["--max-sessions", str(plan.max_sessions), *plan.server_args]
     with ServerProcess(args, {}, keep_log=True) as server:
         clients = Clients(f"ws://127.0.0.1:{server.ws_port}", pcm, rate, plan.hostile_messages)
-        warm = _jobs("clean", clients.clean, plan.warm_up, rng)
-        for outcome in await _run_all(warm, plan.concurrency):
-            judge(outcome, report)
+        # Warm-up runs every kind of client once at a tenth of the size, so caches that fill on
+        # first use (resampling kernels per rate, allocator pools) are in the baseline RSS.
+        warm_plan = dataclasses.replace(
+            plan,
+            clean=plan.warm_up,
+            polite=plan.warm_up // 5,
+            abrupt=plan.warm_up // 2,
+            hostile_messages=plan.warm_up * 3,
+        )
+        warm_clients = Clients(clients.url, pcm, rate, warm_plan.hostile_messages)
+        warm_report = SoakReport()
+        for outcome in await _run_all(_storm(warm_plan, warm_clients, rng), plan.concurrency):
+            judge(outcome, warm_report)
+        report.accepted += warm_report.accepted
         await _settle(server, report)
         report.rss_before_mb = server.rss_mb()
         for outcome in await _run_all(_storm(plan, clients, rng), plan.concurrency):
@@ -515,6 +544,7 @@ def table(plan: SoakPlan, report: SoakReport, seconds: float) -> str:
             counter(collections.Counter({k[7:]: v for k, v in jobs.items() if k.startswith("abrupt")})),
         ),
         ("hostile messages (connections)", f"{report.hostile_messages} ({jobs['hostile']})"),
+        ("non-WebSocket junk connections (HTTP, TLS)", jobs["http_junk"]),
         ("crashes", int(report.crashed)),
         ("hangs", report.hangs),
         ("leaked sessions (gauge after settle)", report.leaked_sessions),
