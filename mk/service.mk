@@ -1,5 +1,5 @@
 # asr_service: the container's program (issue #3).
-.PHONY: serve bench bench-plot client
+.PHONY: serve bench bench-plot cost-table client
 
 # Extra flags for `python -m asr_service` (e.g. SERVE_ARGS="--device cuda --batch-max-size 64").
 SERVE_ARGS ?=
@@ -17,6 +17,9 @@ bench: venv system-deps ## Load-test a real local server: concurrent streams vs 
 RESULTS ?= $(lastword $(sort $(wildcard bench/results/*.json)))
 bench-plot: venv ## Plot bench results: RESULTS="bench/results/a.json ..." [OUT=file.png] [TITLE=...] (default: newest run)
 	$(PY) -m bench.plot $(RESULTS) $(if $(OUT),--out "$(OUT)") $(if $(TITLE),--title "$(TITLE)")
+
+cost-table: venv ## README cost tables: RESULTS="<CPU sweep json files> <GPU run json>" (one CPU and one GPU configuration)
+	$(PY) scripts/cost_table.py $(RESULTS)
 
 client: venv ## Stream AUDIO=file.wav to SERVER (default ws://localhost:8765); final transcript on stdout
 	@[ -n "$(AUDIO)" ] || { echo "usage: make client AUDIO=path.wav [SERVER=ws://host:8765]" >&2; exit 2; }
