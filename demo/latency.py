@@ -25,6 +25,8 @@ class LatencySummary:
     def __str__(self) -> str:
         if not self.count:
             return "no events measured"
+        if self.count == 1:  # the bucket estimate of one value says less than the value itself
+            return f"1 event, {self.mean_ms:.1f} ms"
         return (
             f"{self.count} events, mean {self.mean_ms:.1f} ms, "
             f"p50 ≈ {self.p50_ms:.1f} ms, p95 ≈ {self.p95_ms:.1f} ms"

@@ -22,6 +22,7 @@ def test_latency_is_read_from_the_prometheus_text_the_server_serves():
     # Linear within the bucket, as Prometheus' histogram_quantile: 25 + 25 * 5/10, 25 + 25 * 9.5/10.
     assert partial.p50_ms == pytest.approx(37.5) and partial.p95_ms == pytest.approx(48.75)
     assert final.p50_ms == pytest.approx(125.0)
+    assert str(final) == "1 event, 120.0 ms"
     assert str(partial) == "10 events, mean 30.0 ms, p50 ≈ 37.5 ms, p95 ≈ 48.8 ms"
 
 
