@@ -78,10 +78,10 @@ def emf_values(values: Iterable[float], scale: float = 1.0, digits: int = 3) -> 
     """At most ``EMF_MAX_VALUES`` values that keep the distribution's shape.
 
     Up to 100 values go out as they are. Beyond that, the 100 evenly spaced quantiles stand for
-    them: each of the interval's values is represented, percentiles of the interval survive, and
-    the line stays within CloudWatch's limit. (An interval with more than 100 values therefore
-    weighs as 100 in percentiles taken across tasks and intervals; at the load where that
-    happens every task is past it, so the weighting stays even between tasks.)
+    them: the interval's percentiles survive and the record stays within CloudWatch's limit. The
+    price: such an interval weighs as 100 values in percentiles taken across tasks and minutes.
+    Target tracking keeps the load per task even, so busy tasks weigh alike; a nearly idle task
+    next to busy ones weighs a little more than its share.
     """
     ordered = sorted(values)
     count = len(ordered)
