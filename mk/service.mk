@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 serve: venv ## Run the ASR server locally on the shipped demo model (ws :8765, http :8080)
 	$(PY) -m asr_service $(SERVE_ARGS)
 
-bench: venv system-deps ## Load-test a real local server: concurrent streams vs latency table (bench/results/)
+bench: venv system-deps ## Load-test a real local server: concurrent streams vs latency table + PNG plot (bench/results/)
 	nice -n 5 $(PY) -m bench.loadgen $(BENCH_ARGS)
 
 # bench-plot: RESULTS is one or more bench/results/*.json (default: the newest); OUT the PNG.
