@@ -342,7 +342,7 @@ class AsrServer:
     async def _emit_emf(self) -> None:
         while True:
             await asyncio.sleep(self.settings.emf_interval_s)
-            sys.stdout.write(self.metrics.emf_line(self.settings.service_name) + "\n")
+            sys.stdout.write(self.metrics.emf_lines(self.settings.service_name) + "\n")
             sys.stdout.flush()
 
 

@@ -395,19 +395,17 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stamp}.md").write_text(report + "\n")
-    (args.out / f"{stamp}.json").write_text(
-        json.dumps(
-            {
-                "machine": machine(),
-                "args": vars(args) | {"out": str(args.out)},
-                "capacity": capacity,
-                "steps": [dataclasses.asdict(s) for s in steps],
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"\nwritten: {args.out / (stamp + '.md')}")
+    result = {
+        "machine": machine(),
+        "args": vars(args) | {"out": str(args.out)},
+        "capacity": capacity,
+        "steps": [dataclasses.asdict(s) for s in steps],
+    }
+    (args.out / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    from bench.plot import plot  # matplotlib only once there is something to draw
+
+    plot([result], args.out / f"{stamp}.png", title=f"asr_service benchmark {stamp}")
+    print(f"\nwritten: {args.out / (stamp + '.md')}, {stamp}.json, {stamp}.png")
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from asr_service.model_source import sha256_file
 from demo.lambda_runner import Invocation, invoke
+from demo.latency import LatencySummary
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer, environment_without_aws
 from demo.narration import Narrator
 from demo.resources import (
@@ -92,6 +93,7 @@ class DemoResult:
     capacity: dict[str, Capacity] = field(default_factory=dict)
     alerts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, LatencySummary] = field(default_factory=dict)
     tasks_left_running: int = -1
 
 

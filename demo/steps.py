@@ -11,6 +11,7 @@ from typing import Any
 
 from demo import events
 from demo.flow import DemoError, DemoResult, DemoRun, ModelVersion, short_arn
+from demo.latency import latency_summaries
 from demo.narration import Narrator
 from demo.resources import (
     create_automation_backing,
@@ -395,6 +396,11 @@ def step_7_cleanup(run: DemoRun) -> None:
     say, result = run.say, run.result
     say.step(7, "Clean up and summary", "Every process the demo started is stopped.")
     if run.serving is not None and run.serving.running():
+        # What an operator's scraper (and, as EMF, CloudWatch) sees: read back before the stop.
+        result.latency = latency_summaries(run.serving.prometheus_text())
+        say.say("Latency the serving task measured itself (GET /metrics histograms, server side):")
+        for kind in ("partial", "final"):
+            say.fact(f"  {kind}", result.latency.get(kind, "not reported"))
         stop = run.serving.stop()
         say.fact("serving task (v2) SIGTERM", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
     run.close()

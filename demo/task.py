@@ -119,16 +119,20 @@ class LocalTask:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
 
-    def active_sessions(self) -> int:
-        """Open WebSocket sessions, from the Prometheus text on /metrics (``asr_sessions_active``)."""
+    def prometheus_text(self) -> str:
+        """The Prometheus exposition of /metrics ("" when the task does not answer)."""
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.health_port}/metrics", headers={"Accept": "text/plain"}
         )
         try:
             with urllib.request.urlopen(request, timeout=2) as reply:  # noqa: S310 - http://127.0.0.1
-                text = reply.read().decode()
+                return str(reply.read().decode())
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0
+            return ""
+
+    def active_sessions(self) -> int:
+        """Open WebSocket sessions, from the Prometheus text on /metrics (``asr_sessions_active``)."""
+        text = self.prometheus_text()
         for line in text.splitlines():
             if line.startswith("asr_sessions_active "):
                 return int(float(line.split()[1]))

@@ -148,3 +148,42 @@ resource "aws_cloudwatch_metric_alarm" "no_healthy_hosts" {
     }
   }
 }
+
+# Recognition latency, from the server's EMF value arrays: the percentile is taken over every
+# task's values in the minute, so one slow task shows. Five minutes in a row, so a single
+# cold-start minute (first batch on a fresh GPU) does not page. The automation's dead-letter
+# queues are alarmed in the SAM stack that owns them (template.yaml DeadLetterAlarm*); the
+# dashboard shows their depth.
+resource "aws_cloudwatch_metric_alarm" "partial_latency_p95" {
+  alarm_name          = "${local.name}-asr-partial-latency-p95"
+  alarm_description   = "Partial-result latency p95 above ${var.alarm_partial_latency_p95_ms} ms for 5 minutes: tasks are past real-time capacity (scaling not keeping up, or a slow model/GPU)"
+  namespace           = "EzSpeech/ASR"
+  metric_name         = "PartialLatency"
+  dimensions          = { ServiceName = local.service_name }
+  extended_statistic  = "p95"
+  unit                = "Milliseconds"
+  period              = 60
+  evaluation_periods  = 5
+  threshold           = var.alarm_partial_latency_p95_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching" # no streams, no latency values: not an alarm
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "final_latency_p95" {
+  alarm_name          = "${local.name}-asr-final-latency-p95"
+  alarm_description   = "Final-result latency p95 above ${var.alarm_final_latency_p95_ms} ms for 5 minutes: users wait for their transcript at the end of each utterance"
+  namespace           = "EzSpeech/ASR"
+  metric_name         = "FinalLatency"
+  dimensions          = { ServiceName = local.service_name }
+  extended_statistic  = "p95"
+  unit                = "Milliseconds"
+  period              = 60
+  evaluation_periods  = 5
+  threshold           = var.alarm_final_latency_p95_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}

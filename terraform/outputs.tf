@@ -44,3 +44,8 @@ output "ssm_parameter_prefix" {
   description = "Prefix of the SSM parameters the SAM stack reads (samconfig.toml parameter overrides)."
   value       = local.ssm_prefix
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the service (README operations: the dashboard; open it in the CloudWatch console under Dashboards)."
+  value       = aws_cloudwatch_dashboard.asr.dashboard_name
+}

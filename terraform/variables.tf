@@ -520,3 +520,37 @@ variable "alarm_5xx_per_5min" {
     error_message = "alarm_5xx_per_5min must be at least 1."
   }
 }
+
+variable "alarm_partial_latency_p95_ms" {
+  type        = number
+  description = "Alarm when the p95 of partial latency (server: audio chunk complete -> partial sent, all tasks) stays above this many milliseconds for 5 minutes. 300 ms is the benchmark's real-time capacity criterion."
+  default     = 300
+
+  validation {
+    condition     = var.alarm_partial_latency_p95_ms >= 10 && var.alarm_partial_latency_p95_ms <= 60000
+    error_message = "alarm_partial_latency_p95_ms must be between 10 and 60000 milliseconds."
+  }
+}
+
+variable "alarm_final_latency_p95_ms" {
+  type        = number
+  description = "Alarm when the p95 of final latency (server: end of speech -> final sent, all tasks) stays above this many milliseconds for 5 minutes."
+  default     = 500
+
+  validation {
+    condition     = var.alarm_final_latency_p95_ms >= 10 && var.alarm_final_latency_p95_ms <= 60000
+    error_message = "alarm_final_latency_p95_ms must be between 10 and 60000 milliseconds."
+  }
+}
+
+# ------------------------------------------------------------------------------ dashboard
+variable "automation_stack_name" {
+  type        = string
+  description = "Name of the SAM automation stack (samconfig.toml stack_name) whose Lambdas, dead-letter queues and log groups the dashboard shows. null: <project>-automation-<environment>, what samconfig.toml deploys."
+  default     = null
+
+  validation {
+    condition     = var.automation_stack_name == null || can(regex("^[A-Za-z][A-Za-z0-9-]{0,127}$", var.automation_stack_name))
+    error_message = "automation_stack_name must be null or a CloudFormation stack name (letters, digits, dashes, starting with a letter)."
+  }
+}

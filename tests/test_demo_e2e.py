@@ -152,3 +152,12 @@ def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
     assert morning == day
     # The demo played ECS: the task stopped for the night and a new one served in the morning.
     assert "task start → ready (morning)" in demo_run.timings
+
+
+@slow
+def test_the_summary_shows_the_latency_the_serving_task_measured(demo_run):
+    # Step 4 transcribed the clip on the v2 task: it measured partials and at least one final.
+    partial, final = demo_run.latency["partial"], demo_run.latency["final"]
+    assert partial.count > 0 and final.count > 0
+    for summary in (partial, final):
+        assert 0 < summary.p50_ms <= summary.p95_ms < 5000

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from ops.progress import progress
 from training import synth, text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,8 +87,13 @@ def corpus(part: str, spec: DataSpec, workers: int = 2, log: bool = True) -> syn
     sentences = {"train": train_sentences, "test": test_sentences, "dev": dev_sentences}[part](spec)
     seed = {"train": spec.train_seed, "test": spec.test_seed, "dev": DEV_SEED}[part]
     if log:
-        print(f"synthesizing {len(sentences)} {part} sentences with {workers} workers ...", flush=True)
-    built = synth.build_corpus(sentences, seed=seed + 1, workers=workers)
+        # A bar on a terminal; in a log, a start and an end line (count, time, rate).
+        with progress(
+            len(sentences), f"synthesize {part} ({workers} workers)", unit="utt", stream=sys.stdout
+        ) as report:
+            built = synth.build_corpus(sentences, seed=seed + 1, workers=workers, report=report)
+    else:
+        built = synth.build_corpus(sentences, seed=seed + 1, workers=workers)
     built.save(directory)
     return built
 

@@ -11,7 +11,7 @@ import json
 import random
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +20,8 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
+
+from ops.progress import Progress
 
 SAMPLE_RATE = 16000
 
@@ -126,17 +128,30 @@ class Corpus:
         return cls(audio, [e["text"] for e in index], [Voice(**e["voice"]) for e in index])
 
 
-def build_corpus(texts: Sequence[str], seed: int, workers: int = 2, batch: int = 64) -> Corpus:
-    """Synthesize every text with a seeded random voice, ``workers`` processes in parallel."""
+def build_corpus(
+    texts: Sequence[str], seed: int, workers: int = 2, batch: int = 64, report: Progress | None = None
+) -> Corpus:
+    """Synthesize every text with a seeded random voice, ``workers`` processes in parallel.
+
+    ``report`` hears of every finished batch (utterances), in order.
+    """
     rng = random.Random(seed)
     voices = [random_voice(rng) for _ in texts]
     jobs = [(list(texts[i : i + batch]), voices[i : i + batch]) for i in range(0, len(texts), batch)]
     audio: list[np.ndarray] = []
     if workers <= 1:
-        for job in jobs:
-            audio.extend(_synthesize_batch(job))
+        chunks: Iterable[list[np.ndarray]] = map(_synthesize_batch, jobs)
+        audio = _collect(chunks, report)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for chunk in pool.map(_synthesize_batch, jobs):
-                audio.extend(chunk)
+            audio = _collect(pool.map(_synthesize_batch, jobs), report)
     return Corpus(audio, list(texts), voices)
+
+
+def _collect(chunks: Iterable[list[np.ndarray]], report: Progress | None) -> list[np.ndarray]:
+    audio: list[np.ndarray] = []
+    for chunk in chunks:
+        audio.extend(chunk)
+        if report is not None:
+            report.update(len(chunk))
+    return audio

@@ -12,6 +12,7 @@ import json
 import math
 import random
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, save_checkpoint
 from asr_service.model.ctc import greedy_decode_batch
 from asr_service.model.features import FeatureSettings
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
+from ops.progress import progress
 from training import data
 from training.augment import augment
 from training.batches import Prefetcher
@@ -217,53 +219,54 @@ def train(
         return (time.time() - train_start) / train_budget_s
 
     prefetch = Prefetcher(train_corpus.audio)
+    # A step bar on a terminal (the log lines print above it); in a log, the same lines as always.
     try:
-        while step < cfg.steps and not stopped_early:
-            epoch += 1
-            batches = make_batches(lengths, cfg.batch_seconds, batch_rng)
-            jobs = [(ids, cfg.seed * 1_000_003 + epoch * 10_007 + n) for n, ids in enumerate(batches)]
-            for batch_ids, (batch_np, lens_np) in zip(batches, prefetch.iterate(jobs), strict=False):
-                if step >= cfg.steps:
-                    break
-                if time_fraction() >= 1.0:
-                    stopped_early = True
-                    print(
-                        f"time budget of {cfg.max_minutes} min reached at step {step}; stopping", flush=True
+        with progress(cfg.steps, "train", unit="step", stream=sys.stdout) as report:
+            say = report.write
+            while step < cfg.steps and not stopped_early:
+                epoch += 1
+                batches = make_batches(lengths, cfg.batch_seconds, batch_rng)
+                jobs = [(ids, cfg.seed * 1_000_003 + epoch * 10_007 + n) for n, ids in enumerate(batches)]
+                for batch_ids, (batch_np, lens_np) in zip(batches, prefetch.iterate(jobs), strict=False):
+                    if step >= cfg.steps:
+                        break
+                    if time_fraction() >= 1.0:
+                        stopped_early = True
+                        say(f"time budget of {cfg.max_minutes} min reached at step {step}; stopping")
+                        break
+                    batch, lens = torch.from_numpy(batch_np), torch.from_numpy(lens_np)
+                    audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
+                    targets = [targets_all[i] for i in batch_ids]
+                    for group in optimizer.param_groups:
+                        group["lr"] = learning_rate(step, cfg, time_fraction())
+                    log_probs, out_lens = model.forward_full(batch, lens)
+                    loss = ctc(
+                        log_probs.transpose(0, 1),
+                        torch.tensor([t for seq in targets for t in seq]),
+                        out_lens,
+                        torch.tensor([len(seq) for seq in targets]),
                     )
-                    break
-                batch, lens = torch.from_numpy(batch_np), torch.from_numpy(lens_np)
-                audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
-                targets = [targets_all[i] for i in batch_ids]
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, cfg, time_fraction())
-                log_probs, out_lens = model.forward_full(batch, lens)
-                loss = ctc(
-                    log_probs.transpose(0, 1),
-                    torch.tensor([t for seq in targets for t in seq]),
-                    out_lens,
-                    torch.tensor([len(seq) for seq in targets]),
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                step += 1
-                running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
-                if step % cfg.log_every == 0:
-                    elapsed = time.time() - train_start
-                    print(
-                        f"step {step} epoch {epoch} loss {running:.3f} "
-                        f"lr {optimizer.param_groups[0]['lr']:.2e} "
-                        f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s",
-                        flush=True,
-                    )
-                if step % cfg.validate_every == 0 or step == cfg.steps:
-                    wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances)
-                    history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
-                    print(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}", flush=True)
-                    for ref, hyp in list(zip(test_corpus.texts, hyps, strict=False))[:3]:
-                        print(f"   ref: {ref}\n   hyp: {hyp}", flush=True)
-                    save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    step += 1
+                    report.update(1)
+                    running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
+                    if step % cfg.log_every == 0:
+                        elapsed = time.time() - train_start
+                        say(
+                            f"step {step} epoch {epoch} loss {running:.3f} "
+                            f"lr {optimizer.param_groups[0]['lr']:.2e} "
+                            f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s"
+                        )
+                    if step % cfg.validate_every == 0 or step == cfg.steps:
+                        wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances)
+                        history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
+                        say(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}")
+                        for ref, hyp in list(zip(test_corpus.texts, hyps, strict=False))[:3]:
+                            say(f"   ref: {ref}\n   hyp: {hyp}")
+                        save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
     finally:
         prefetch.close()
     if not history or history[-1]["step"] != step:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
+from ops.progress import progress
 from training import data, synth, text
 from training.augment import augment, colored_noise
 from training.metrics import edit_distance, error_rates
@@ -85,3 +88,24 @@ def test_batches_respect_the_padded_size_and_cover_everything() -> None:
     assert sorted(i for b in batches for i in b) == list(range(500))
     for batch in batches:
         assert len(batch) == 1 or max(lengths[i] for i in batch) * len(batch) <= 20.0 * 16000
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
+def test_synthesis_reports_every_utterance(terminal: bool) -> None:
+    texts = ["one two", "three four", "five six"]
+    out = _FakeTerminal() if terminal else io.StringIO()
+    with progress(len(texts), "synthesize test", unit="utt", stream=out) as report:
+        corpus = synth.build_corpus(texts, seed=3, workers=1, batch=2, report=report)
+    assert len(corpus.audio) == 3
+    shown = out.getvalue()
+    if terminal:  # a tqdm bar that ends at 3/3 utterances with a rate
+        assert "\r" in shown and "3/3" in shown and "utt/s" in shown and "100%" in shown
+    else:  # two plain lines
+        assert shown.splitlines()[0] == "synthesize test: 3 utt ..."
+        assert shown.splitlines()[1].startswith("synthesize test: done, 3 utt in ")
+        assert len(shown.splitlines()) == 2

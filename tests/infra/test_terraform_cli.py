@@ -90,5 +90,11 @@ def test_terraform_test_gpu_and_cpu_modes_with_mocked_provider(
     """terraform/tests/core.tftest.hcl: evaluates both capacity modes and the input guards."""
     output = _run(["test", "-no-color"], initialised, terraform_env, timeout=300)
     assert "0 failed" in output
-    for run in ("gpu_mode_prod", "cpu_mode_dev", "idle_timeout_below_300_is_rejected"):
+    for run in (
+        "gpu_mode_prod",
+        "cpu_mode_dev",
+        "idle_timeout_below_300_is_rejected",
+        "dashboard_renders_for_the_stack",  # dashboard.tftest.hcl
+        "automation_stack_name_can_be_overridden",
+    ):
         assert f'run "{run}"... pass' in output
