@@ -24,6 +24,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from asr_service.engine import BatchingEngine, resolve_device
+from asr_service.golden import GoldenSetError, run_golden_gate
 from asr_service.http import HttpServer, add_health_routes
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
@@ -176,6 +177,12 @@ class AsrServer:
             logger=_quiet_websockets_logger(),
         )
         self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
+        # Golden-set gate (issue 22): the last check before /ready; raises GoldenSetError to exit.
+        self.model_info.update(
+            await run_golden_gate(
+                self.settings, engine, str(info.get("model_sha256", "")), self.metrics.registry
+            )
+        )
         self.ready = True
         self.metrics.ready.set(1)
         log.info(
@@ -186,7 +193,7 @@ class AsrServer:
             decode_strategy=engine.strategy_name,
             chunk_s=engine.chunk_duration_s,
             warm_up_s=round(warm_up_s, 3),
-            **info,
+            **self.model_info,
         )
 
     def _on_batch(self, size: int, seconds: float) -> None:  # engine thread; prometheus is thread-safe
@@ -335,6 +342,9 @@ async def serve_forever(settings: Settings) -> int:
         log.error("startup_failed", error=str(error))
         await server.stop()
         return 1
+    except GoldenSetError as error:  # the gate logged golden_set_failed / golden_set_unreadable
+        await server.stop()
+        return error.exit_code
     await drain_wait
     await server.drain()
     log.info("server_stopped")

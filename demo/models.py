@@ -64,6 +64,35 @@ def make_second_version(first: Path, target: Path) -> None:
         raise DemoError(f"re-saving {first} changed more than its metadata")
 
 
+def make_wrong_version(first: Path, target: Path) -> list[str]:
+    """A checkpoint that loads, verifies and warms up but transcribes badly: ``first`` with its
+    token list rotated by one (every non-blank token id now spells the next token), as an export
+    with the wrong tokenizer would be. Returns the new token list.
+
+    Weights, lexicon and word LM are untouched, so the loader accepts it and nothing short of
+    listening to what it says (the golden-set gate) can tell it is wrong.
+    """
+    import torch
+
+    from asr_service.model.checkpoint import save_checkpoint
+
+    original = torch.load(first, weights_only=True, map_location="cpu")
+    content = {key: value for key, value in original.items() if key not in ("format", "version", "metadata")}
+    tokens, blank = list(content["tokens"]), int(content["blank_id"])
+    others = [index for index in range(len(tokens)) if index != blank]
+    rotated = list(tokens)
+    for index, source in zip(others, others[1:] + others[:1], strict=True):
+        rotated[index] = tokens[source]
+    content["tokens"] = rotated
+    metadata = {
+        **original.get("metadata", {}),
+        "model_version": "v3-wrong-tokens",
+        "release_note": "make demo: v2 exported with a wrong token list (loads fine, transcribes badly)",
+    }
+    save_checkpoint(target, **content, metadata=metadata)
+    return rotated
+
+
 def _same_content(a: dict[str, object], b: dict[str, object]) -> bool:
     """Equal apart from ``metadata`` (tensors compared by value)."""
     import torch
