@@ -7,6 +7,10 @@
   transcribes exactly like v1, because training a second model is not what this demo is about.
 - corrupt: v2 cut in half, as an interrupted copy would leave it. It is uploaded through the same
   path, with its own (correct) SHA-256, so only the server's own checkpoint validation stops it.
+- wrong: v2 with its token list rotated by one (:func:`make_wrong_version`): it loads, verifies and
+  warms up like a good model and transcribes garbage, so only the golden-set gate stops it.
+
+The golden set of the demo model is its demo clips (``tests/data/clips``, WAVs + transcripts.json).
 """
 
 from __future__ import annotations
@@ -123,6 +127,8 @@ def prepare_inputs(work_dir: Path, first_model: Path | None = None) -> DemoInput
     corrupt = work_dir / "demo-corrupt.pt"
     data = second.read_bytes()
     corrupt.write_bytes(data[: len(data) // 2])
+    wrong = work_dir / "demo-wrong-tokens.pt"
+    make_wrong_version(second, wrong)
     clip, reference = pick_clip()
     live_clip = max(sorted(CLIPS_DIR.glob("*.wav")), key=lambda wav: wav.stat().st_size)
     return DemoInputs(
@@ -131,6 +137,8 @@ def prepare_inputs(work_dir: Path, first_model: Path | None = None) -> DemoInput
         second_model_note="Here v2 is v1's weights re-saved with new metadata: a new file and version, "
         "same transcripts.",
         corrupt_model=corrupt,
+        wrong_model=wrong,
+        golden_set=CLIPS_DIR,
         clip=clip,
         reference_text=reference,
         live_clip=live_clip,

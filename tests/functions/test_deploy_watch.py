@@ -230,7 +230,7 @@ def test_service_arn_forms() -> None:
 
 
 # ------------------------------------------------------------------ the golden-set gate (issue 22)
-GATE_RECORD = {
+GATE_RECORD: dict[str, Any] = {
     "component": "golden",
     "event": "golden_set_failed",
     "level": "error",
@@ -296,7 +296,9 @@ def test_a_deployment_failed_by_the_golden_gate_is_named_with_its_wer(platform: 
 
     assert result["stopped_task"]["gate_failed"] is True and result["stopped_task"]["golden_wer"] == 1.0
     [alert] = platform.notifications()
-    assert alert["subject"].endswith("golden-set gate, WER 1.00 > 0.2")
+    assert alert["subject"].startswith(
+        "[ezspeech][FAILED] golden-set gate, WER 1.00 > 0.2: deployment ecs-svc/5151"
+    )
     assert "golden gate:   FAILED, WER 1.000 above GOLDEN_MAX_WER 0.2" in alert["message"]
     assert 'heard "uif cmvf" for "the blue street"' in alert["message"]
     assert "Essential container in task exited" in alert["message"]

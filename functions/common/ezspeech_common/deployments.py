@@ -273,14 +273,16 @@ def report_text(report: DeploymentReport) -> tuple[str, list[str]]:
         lines = [f"Deployment {report.deployment_id} on {where} completed.", f"running: {now}"]
     else:
         verdict = "FAILED, rolled back" if report.outcome == "rolled_back" else "FAILED"
-        subject = f"[ezspeech][{verdict}] deployment {report.deployment_id} on {where}"
         stopped = report.stopped_task
+        # SNS cuts subjects at 100 characters: the gate goes before the (long) service name.
+        gate = ""
         if stopped is not None and stopped.gate_failed:
-            subject += (
-                f": golden-set gate, WER {stopped.golden_wer:.2f} > {stopped.golden_max_wer}"
+            gate = (
+                f" golden-set gate, WER {stopped.golden_wer:.2f} > {stopped.golden_max_wer}:"
                 if stopped.golden_wer is not None
-                else ": golden-set gate (golden set unreadable)"
+                else " golden-set gate, golden set unreadable:"
             )
+        subject = f"[ezspeech][{verdict}]{gate} deployment {report.deployment_id} on {where}"
         lines = [
             f"Deployment {report.deployment_id} on {where} {verdict.lower()}.",
             f"reason:        {report.reason}",
