@@ -2,7 +2,8 @@
 
 Start order matters for the container contract: the health port comes up first (``/health``
 200, ``/ready`` 503), then the model is fetched, verified, loaded and warmed up in a worker
-thread, and only then does ``/ready`` turn 200. On SIGTERM ``/ready`` turns 503, new
+thread, then (with ``GOLDEN_SET``) it must pass its golden set (``asr_service/golden.py``), and
+only then does ``/ready`` turn 200. On SIGTERM ``/ready`` turns 503, new
 handshakes get 503, every open stream gets its final result and a 1001 close, and the process
 exits 0 inside ``DRAIN_TIMEOUT_S``.
 """
