@@ -1,8 +1,9 @@
 """The project's end-to-end test: the same flow as ``make demo``, quietly.
 
 moto in server mode (its own process) stands in for AWS; the upload tool, the four Lambda
-handlers, the ASR server (three times: v1, v2, the corrupted model) and the client are the real
-code started the real way. The narration is kept in memory and printed only on failure.
+handlers, the ASR server (v1, v2, the corrupted model, the wrong-token model its golden-set gate
+stops) and the client are the real code started the real way. The narration is kept in memory
+and printed only on failure.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from asr_service.golden import (
     score_clip,
 )
 from asr_service.model_source import sha256_file
+from asr_service.settings import SettingsError, load_settings
 from demo.models import make_wrong_version
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer
 from ops.upload_model import upload_golden_set
@@ -264,3 +265,16 @@ def test_scoring_ignores_case_and_punctuation_but_counts_word_errors():
     assert score_clip("a", "Hello, World.", "hello world").wer == 0.0
     assert score_clip("a", "the blue street", "the glue street").wer == pytest.approx(1 / 3)
     assert score_clip("a", "the blue street", "").wer == 1.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GOLDEN_MAX_WER": "1.5"}, "golden_max_wer must be a WER fraction 0..1"),
+        ({"GOLDEN_MAX_WER": "low"}, "GOLDEN_MAX_WER must be a number"),
+        ({"GOLDEN_SET": "s3://b/models/golden/x/"}, "GOLDEN_SET must pin a version"),
+    ],
+)
+def test_bad_gate_settings_are_refused_by_name(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings([], env)

@@ -15,9 +15,18 @@ from typing import Any
 import pytest
 from ezspeech_common.errors import GoldenSetPinError
 
+from ops.rollout import main as rollout_main
 from ops.upload_model import main as upload_main
 from ops.upload_model import upload_golden_set, upload_model
-from tests.functions.conftest import BUCKET, FakeContext, Platform, object_created, put_model
+from tests.functions.conftest import (
+    BUCKET,
+    CLUSTER,
+    SERVICE,
+    FakeContext,
+    Platform,
+    object_created,
+    put_model,
+)
 from tests.functions.test_model_rollout import container_env, revision_count, service_revision
 from tests.functions.test_model_rollout import env as rollout_env
 
@@ -37,7 +46,7 @@ def checkpoint(tmp_path: Path) -> Path:
 
 
 def test_a_golden_set_uploaded_with_the_model_is_pinned_and_then_carried_over(
-    platform: Platform, app: Any, checkpoint: Path
+    platform: Platform, app: Any, checkpoint: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s3 = platform.clients.s3
     golden = upload_golden_set(s3, CLIPS, BUCKET, "models/golden/clips/")
@@ -65,6 +74,12 @@ def test_a_golden_set_uploaded_with_the_model_is_pinned_and_then_carried_over(
     assert environment["GOLDEN_SET"] == golden.uri and environment["GOLDEN_MAX_WER"] == "0.1"
     (note,) = platform.notifications()
     assert "(kept from the previous revision)" in note["message"]
+
+    # `make model-status` says the gate is on and with what.
+    capsys.readouterr()  # the handlers' own log lines
+    assert rollout_main(["status", "--cluster", CLUSTER, "--service", SERVICE, "--bucket", BUCKET]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["golden_set"], status["golden_max_wer"]) == (golden.uri, "0.1")
 
 
 def test_without_any_golden_set_the_notification_says_the_gate_is_off(platform: Platform, app: Any) -> None:
