@@ -2,7 +2,8 @@
 
 Start order matters for the container contract: the health port comes up first (``/health``
 200, ``/ready`` 503), then the model is fetched, verified, loaded and warmed up in a worker
-thread, and only then does ``/ready`` turn 200. On SIGTERM ``/ready`` turns 503, new
+thread, then (with ``GOLDEN_SET``) it must pass its golden set (``asr_service/golden.py``), and
+only then does ``/ready`` turn 200. On SIGTERM ``/ready`` turns 503, new
 handshakes get 503, every open stream gets its final result and a 1001 close, and the process
 exits 0 inside ``DRAIN_TIMEOUT_S``.
 """
@@ -24,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from asr_service.engine import BatchingEngine, resolve_device
+from asr_service.golden import GoldenSetError, run_golden_gate
 from asr_service.http import HttpServer, add_health_routes
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
@@ -186,6 +188,12 @@ class AsrServer:
             logger=_quiet_websockets_logger(),
         )
         self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
+        # Golden-set gate (issue 22): the last check before /ready; raises GoldenSetError to exit.
+        self.model_info.update(
+            await run_golden_gate(
+                self.settings, engine, str(info.get("model_sha256", "")), self.metrics.registry
+            )
+        )
         self.ready = True
         self.metrics.ready.set(1)
         log.info(
@@ -196,7 +204,7 @@ class AsrServer:
             decode_strategy=engine.strategy_name,
             chunk_s=engine.chunk_duration_s,
             warm_up_s=round(warm_up_s, 3),
-            **info,
+            **self.model_info,
         )
 
     def _on_batch(self, size: int, seconds: float) -> None:  # engine thread; prometheus is thread-safe
@@ -376,6 +384,9 @@ async def serve_forever(settings: Settings) -> int:
         log.error("startup_failed", error=str(error))
         await server.stop()
         return 1
+    except GoldenSetError as error:  # the gate logged golden_set_failed / golden_set_unreadable
+        await server.stop()
+        return error.exit_code
     await drain_wait
     await server.drain()
     log.info("server_stopped")

@@ -50,6 +50,9 @@ class Settings:
     service_name: str = "asr-server"
     emf_interval_s: float = 60.0
     ui_enabled: bool = True
+    # Golden-set gate (issue 22, asr_service/golden.py): off unless GOLDEN_SET is given.
+    golden_set: str | None = None
+    golden_max_wer: float = 0.2
 
     @property
     def auth_enabled(self) -> bool:
@@ -92,6 +95,14 @@ _SPECS: tuple[_Spec, ...] = (
     ("service_name", "SERVICE_NAME", ("--service-name",), str, "ServiceName dimension of EMF metrics"),
     ("emf_interval_s", "EMF_INTERVAL_S", ("--emf-interval-s",), float, "EMF metrics line interval"),
     ("ui_enabled", "UI_ENABLED", ("--ui-enabled",), "bool", "browser page at GET / (health port)"),
+    (
+        "golden_set",
+        "GOLDEN_SET",
+        ("--golden-set",),
+        str,
+        "golden set checked before /ready: a directory or s3://bucket/prefix/?versionId=V",
+    ),
+    ("golden_max_wer", "GOLDEN_MAX_WER", ("--golden-max-wer",), float, "highest golden-set WER (0..1)"),
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -195,3 +206,14 @@ def validate(settings: Settings) -> None:
             raise SettingsError(f"MODEL_URI must look like s3://bucket/key, got {settings.model_uri!r}")
     if not settings.service_name:
         raise SettingsError("service_name must not be empty")
+    if not 0 <= settings.golden_max_wer <= 1:
+        raise SettingsError(f"golden_max_wer must be a WER fraction 0..1, got {settings.golden_max_wer}")
+    if (
+        settings.golden_set
+        and settings.golden_set.startswith("s3://")
+        and "versionId=" not in settings.golden_set
+    ):
+        raise SettingsError(
+            "GOLDEN_SET must pin a version: s3://bucket/prefix/?versionId=V "
+            "(make upload-model GOLDEN=... prints it)"
+        )

@@ -55,6 +55,7 @@ class ModelVersion:
     version_id: str
     sha256: str
     bucket: str
+    golden_set: str = ""  # the pinned golden set uploaded with it (metadata golden-set), if any
 
     @property
     def uri(self) -> str:
@@ -88,6 +89,11 @@ class DemoResult:
     drained_sessions: int = 0
     corrupt_task_exit_code: int | None = None
     corrupt_task_log: list[str] = field(default_factory=list)
+    golden_wer: dict[str, float] = field(default_factory=dict)  # per task label, from server_ready
+    wrong_task_exit_code: int | None = None
+    wrong_task_gate_line: dict[str, Any] = field(default_factory=dict)
+    serving_after_wrong_rollout: bool = False
+    service_revision_after_gate_rollback: str = ""
     serving_after_corrupt_rollout: bool = False
     service_revision_after_rollback: str = ""
     capacity: dict[str, Capacity] = field(default_factory=dict)
@@ -146,13 +152,20 @@ class DemoRun:
         self.moto.stop()
         self.result.tasks_left_running = sum(task.running() for task in self.tasks)
 
-    def upload_model(self, path: Path) -> ModelVersion:
-        """The real ``make upload-model`` path: ``python -m ops.upload_model`` (sha256 metadata).
+    def upload_model(
+        self, path: Path, golden: Path | None = None, golden_max_wer: float | None = None
+    ) -> ModelVersion:
+        """The real ``make upload-model`` path: ``python -m ops.upload_model`` (sha256 metadata;
+        with ``golden``, the golden set first and its pin as the model's metadata).
 
         The bucket is not passed: like against AWS, the tool reads it from the SSM parameter
         Terraform publishes (``/<project>/<env>/models-bucket``).
         """
         command = [sys.executable, "-m", "ops.upload_model", str(path), "--env", self.names.environment]
+        if golden is not None:
+            command += ["--golden", str(golden)]
+        if golden_max_wer is not None:
+            command += ["--golden-max-wer", str(golden_max_wer)]
         completed = subprocess.run(  # noqa: S603 - our own interpreter and module
             [*command, "--key", MODEL_KEY],
             capture_output=True,
@@ -174,7 +187,11 @@ class DemoRun:
         if head.get("Metadata", {}).get("sha256") != expected or uploaded["sha256"] != expected:
             raise DemoError(f"s3://{uploaded['bucket']}/{uploaded['key']} does not carry sha256 {expected}")
         return ModelVersion(
-            key=uploaded["key"], version_id=uploaded["version_id"], sha256=expected, bucket=uploaded["bucket"]
+            key=uploaded["key"],
+            version_id=uploaded["version_id"],
+            sha256=expected,
+            bucket=uploaded["bucket"],
+            golden_set=uploaded.get("golden_set") or "",
         )
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:

@@ -7,6 +7,10 @@
   transcribes exactly like v1, because training a second model is not what this demo is about.
 - corrupt: v2 cut in half, as an interrupted copy would leave it. It is uploaded through the same
   path, with its own (correct) SHA-256, so only the server's own checkpoint validation stops it.
+- wrong: v2 with its token list rotated by one (:func:`make_wrong_version`): it loads, verifies and
+  warms up like a good model and transcribes garbage, so only the golden-set gate stops it.
+
+The golden set of the demo model is its demo clips (``tests/data/clips``, WAVs + transcripts.json).
 """
 
 from __future__ import annotations
@@ -64,6 +68,35 @@ def make_second_version(first: Path, target: Path) -> None:
         raise DemoError(f"re-saving {first} changed more than its metadata")
 
 
+def make_wrong_version(first: Path, target: Path) -> list[str]:
+    """A checkpoint that loads, verifies and warms up but transcribes badly: ``first`` with its
+    token list rotated by one (every non-blank token id now spells the next token), as an export
+    with the wrong tokenizer would be. Returns the new token list.
+
+    Weights, lexicon and word LM are untouched, so the loader accepts it and nothing short of
+    listening to what it says (the golden-set gate) can tell it is wrong.
+    """
+    import torch
+
+    from asr_service.model.checkpoint import save_checkpoint
+
+    original = torch.load(first, weights_only=True, map_location="cpu")
+    content = {key: value for key, value in original.items() if key not in ("format", "version", "metadata")}
+    tokens, blank = list(content["tokens"]), int(content["blank_id"])
+    others = [index for index in range(len(tokens)) if index != blank]
+    rotated = list(tokens)
+    for index, source in zip(others, others[1:] + others[:1], strict=True):
+        rotated[index] = tokens[source]
+    content["tokens"] = rotated
+    metadata = {
+        **original.get("metadata", {}),
+        "model_version": "v3-wrong-tokens",
+        "release_note": "make demo: v2 exported with a wrong token list (loads fine, transcribes badly)",
+    }
+    save_checkpoint(target, **content, metadata=metadata)
+    return rotated
+
+
 def _same_content(a: dict[str, object], b: dict[str, object]) -> bool:
     """Equal apart from ``metadata`` (tensors compared by value)."""
     import torch
@@ -94,6 +127,8 @@ def prepare_inputs(work_dir: Path, first_model: Path | None = None) -> DemoInput
     corrupt = work_dir / "demo-corrupt.pt"
     data = second.read_bytes()
     corrupt.write_bytes(data[: len(data) // 2])
+    wrong = work_dir / "demo-wrong-tokens.pt"
+    make_wrong_version(second, wrong)
     clip, reference = pick_clip()
     live_clip = max(sorted(CLIPS_DIR.glob("*.wav")), key=lambda wav: wav.stat().st_size)
     return DemoInputs(
@@ -102,6 +137,8 @@ def prepare_inputs(work_dir: Path, first_model: Path | None = None) -> DemoInput
         second_model_note="Here v2 is v1's weights re-saved with new metadata: a new file and version, "
         "same transcripts.",
         corrupt_model=corrupt,
+        wrong_model=wrong,
+        golden_set=CLIPS_DIR,
         clip=clip,
         reference_text=reference,
         live_clip=live_clip,

@@ -105,6 +105,11 @@ class StackNames:
         return f"/{self.project}/{self.environment}/night-scaler/saved-capacity"
 
     @property
+    def log_group(self) -> str:
+        """terraform/monitoring.tf's log group of the asr-server container (awslogs)."""
+        return f"/ecs/{self.name}/asr-server"
+
+    @property
     def scalable_resource_id(self) -> str:
         return f"service/{self.cluster}/{self.service}"
 
@@ -125,7 +130,7 @@ class StackNames:
             "ecr-repository-name": self.ecr_repository,
             "ecr-repository-url": self.ecr_repository_url,
             "alb-dns-name": f"{self.name}-0123456789.{self.region}.elb.amazonaws.com",
-            "log-group-name": f"/ecs/{self.name}/asr-server",
+            "log-group-name": self.log_group,
             "task-family": self.task_family,
         }
         return {self.ssm_parameter(key): value for key, value in values.items()}
@@ -143,9 +148,15 @@ def model_uploaded_pattern(names: StackNames) -> dict[str, Any]:
     }
 
 
-def container_environment(names: StackNames, model_uri: str, model_sha256: str) -> list[dict[str, str]]:
-    """terraform/ecs.tf's container environment, Fargate CPU flavour (sorted, as Terraform writes it)."""
+def container_environment(
+    names: StackNames, model_uri: str, model_sha256: str, golden: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """terraform/ecs.tf's container environment, Fargate CPU flavour (sorted, as Terraform writes it).
+
+    ``golden`` ({GOLDEN_SET, GOLDEN_MAX_WER}) is what ``extra_environment`` in the tfvars adds to
+    turn the golden-set gate on for the first revision; rollouts carry it on from there."""
     environment = {
+        **(golden or {}),
         "SERVER_HOST": "0.0.0.0",  # noqa: S104 (the container's listen address; the demo overrides it)
         "SERVER_PORT": str(SERVER_PORT),
         "HEALTH_PORT": str(HEALTH_PORT),
@@ -162,7 +173,9 @@ def container_environment(names: StackNames, model_uri: str, model_sha256: str) 
     return [{"name": key, "value": environment[key]} for key in sorted(environment)]
 
 
-def task_definition(names: StackNames, image: str, model_uri: str, model_sha256: str) -> dict[str, Any]:
+def task_definition(
+    names: StackNames, image: str, model_uri: str, model_sha256: str, golden: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The first task definition, as Terraform registers it (Fargate CPU flavour)."""
     return {
         "family": names.task_family,
@@ -181,7 +194,20 @@ def task_definition(names: StackNames, image: str, model_uri: str, model_sha256:
                     {"containerPort": SERVER_PORT, "protocol": "tcp"},
                     {"containerPort": HEALTH_PORT, "protocol": "tcp"},
                 ],
-                "environment": container_environment(names, model_uri, model_sha256),
+                "environment": container_environment(names, model_uri, model_sha256, golden),
+                # Not in terraform/ecs.tf (Fargate sizes the task, not the container): moto's RunTask,
+                # with which the demo records a stopped task, needs a container-level figure. The
+                # soft limit equal to the task's memory changes nothing for the only container.
+                "memoryReservation": 4096,
+                # Where deploy_watch finds a stopped task's log: <prefix>/<container>/<task id>.
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": names.log_group,
+                        "awslogs-region": names.region,
+                        "awslogs-stream-prefix": "asr",
+                    },
+                },
                 # SIGTERM, then up to stopTimeout for open streams to get their finals (> DRAIN_TIMEOUT_S).
                 "stopTimeout": 120,
             }
@@ -238,6 +264,14 @@ class AwsClients:
     @cached_property
     def dynamodb(self) -> Any:
         return self.client("dynamodb")
+
+    @cached_property
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    @cached_property
+    def logs(self) -> Any:
+        return self.client("logs")
 
     @cached_property
     def autoscaling(self) -> Any:
@@ -364,10 +398,24 @@ def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
 
 
 def create_service(
-    aws: AwsClients, stack: Stack, model_uri: str, model_sha256: str, desired_count: int = 1
+    aws: AwsClients,
+    stack: Stack,
+    model_uri: str,
+    model_sha256: str,
+    desired_count: int = 1,
+    golden: dict[str, str] | None = None,
 ) -> None:
-    """ECR repository, ECS cluster + first task definition + service, scalable target."""
+    """ECR repository, ECS cluster + first task definition + service, scalable target, log group."""
     names = stack.names
+    aws.logs.create_log_group(logGroupName=names.log_group)
+    # terraform/network.tf (DNS hostnames on, as there): the subnet where awsvpc tasks get an ENI.
+    vpc = aws.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    aws.ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = aws.ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]
+    stack.extra["task_subnet"] = subnet["SubnetId"]
+    stack.extra["task_security_group"] = aws.ec2.create_security_group(
+        GroupName=f"{names.name}-tasks", Description="asr-server tasks", VpcId=vpc
+    )["GroupId"]
     repository = aws.ecr.create_repository(
         repositoryName=names.ecr_repository,
         imageScanningConfiguration={"scanOnPush": True},
@@ -376,7 +424,7 @@ def create_service(
     stack.ecr_repository_uri = repository["repositoryUri"]
     aws.ecs.create_cluster(clusterName=names.cluster)
     registered = aws.ecs.register_task_definition(
-        **task_definition(names, f"{stack.ecr_repository_uri}:v1", model_uri, model_sha256)
+        **task_definition(names, f"{stack.ecr_repository_uri}:v1", model_uri, model_sha256, golden)
     )
     stack.first_task_definition_arn = registered["taskDefinition"]["taskDefinitionArn"]
     aws.ecs.create_service(

@@ -1,4 +1,4 @@
-"""The seven steps of the demo. ``run_demo`` runs them in order and always cleans up."""
+"""The eight steps of the demo. ``run_demo`` runs them in order and always cleans up."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from demo.flow import DemoError, DemoResult, DemoRun, ModelVersion, short_arn
 from demo.latency import latency_summaries
 from demo.narration import Narrator
 from demo.resources import (
+    CONTAINER_NAME,
     create_automation_backing,
     create_model_uploaded_rule,
     create_models_bucket,
@@ -22,6 +23,11 @@ from demo.resources import (
     publish_names,
 )
 from demo.task import LocalTask, TaskStartError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The demo model reads its own clips without an error (measured WER 0.0); a wrong model reads
+#: them at WER ~1.0. 0.1 leaves room for a retrained demo model and none for a broken one.
+GOLDEN_MAX_WER = 0.1
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,10 @@ class DemoInputs:
     second_model: Path
     second_model_note: str
     corrupt_model: Path
+    #: Loads fine, transcribes badly (token list rotated): what the golden-set gate is for.
+    wrong_model: Path
+    #: The demo model's golden set: its demo clips (transcripts.json beside the WAVs).
+    golden_set: Path
     clip: Path
     reference_text: str
     #: A longer clip a "live user" streams at real-time pace while the old task drains.
@@ -101,13 +111,15 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("SSM parameters", lines[0])
     for line in lines[1:]:
         say.fact("", f"  {line}")
-    first = run.upload_model(inputs.first_model)
+    first = run.upload_model(inputs.first_model, golden=inputs.golden_set, golden_max_wer=GOLDEN_MAX_WER)
     run.result.models["v1"] = first
     say.fact("first model uploaded", f"{first.key} version {first.version_id}")
     say.fact("  its sha256 metadata", f"{first.sha256}  (python -m ops.upload_model)")
+    say.fact("  with its golden set", f"{_relative(inputs.golden_set)} → {first.golden_set}")
     create_model_uploaded_rule(run.clients, run.stack)
     create_automation_backing(run.clients, run.stack)
-    create_service(run.clients, run.stack, first.uri, first.sha256)
+    golden = {"GOLDEN_SET": first.golden_set, "GOLDEN_MAX_WER": str(GOLDEN_MAX_WER)}
+    create_service(run.clients, run.stack, first.uri, first.sha256, golden=golden)
     run.result.revisions["v1"] = run.stack.first_task_definition_arn
     pattern = model_uploaded_pattern(names)
     keys = "|".join(str(rule["wildcard"]) for rule in pattern["detail"]["object"]["key"])
@@ -124,7 +136,9 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("scalable target", f"{names.scalable_resource_id} {run.capacity()}")
     say.say(
         "The first model was uploaded before the automation's rule existed: Terraform's first task "
-        "definition pins it directly (MODEL_URI ends in ?versionId=... and MODEL_SHA256 is set)."
+        "definition pins it directly (MODEL_URI ends in ?versionId=... and MODEL_SHA256 is set), and "
+        "its extra_environment turns the golden-set gate on: GOLDEN_SET (the uploaded demo clips, "
+        f"pinned by one version id) and GOLDEN_MAX_WER={GOLDEN_MAX_WER}."
     )
     run.result.timings["stack up (moto + resources + first upload)"] = time.monotonic() - started
 
@@ -146,6 +160,7 @@ def step_2_first_task(run: DemoRun, inputs: DemoInputs) -> LocalTask:
     ready_s = task.wait_ready()
     run.result.timings["task start → ready (v1)"] = ready_s
     say.fact("ready after", f"{ready_s:.1f} s (pid {task.pid}, ws {task.ws_url})")
+    _show_golden_pass(run, task)
     text = run.transcribe(task).text
     run.result.transcripts["v1"] = text
     say.say(f"Streamed {inputs.clip.name} through the real client (python -m asr_service.client):")
@@ -204,9 +219,11 @@ def step_4_replace_task(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("task definition", short_arn(revision))
     say.fact("MODEL_URI", new.container_env["MODEL_URI"])
     say.fact("MODEL_SHA256", new.container_env["MODEL_SHA256"])
+    say.fact("GOLDEN_SET (carried over)", new.container_env.get("GOLDEN_SET", "MISSING"))
     ready_s = new.wait_ready()
     result.timings["task start → ready (v2)"] = ready_s
     say.fact("new task ready after", f"{ready_s:.1f} s (pid {new.pid})")
+    _show_golden_pass(run, new)
     live = run.open_stream(old, inputs.live_clip)
     deadline = time.monotonic() + 30
     while old.active_sessions() < 1 and time.monotonic() < deadline:
@@ -392,9 +409,147 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         _show_alert(say, alert, lines=4)
 
 
-def step_7_cleanup(run: DemoRun) -> None:
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _show_golden_pass(run: DemoRun, task: LocalTask) -> None:
+    """The task's golden_set_passed line: the gate ran and what it measured."""
+    passed = [r for r in task.log_events() if r.get("event") == "golden_set_passed"]
+    if not passed:
+        raise DemoError(f"task {task.label} turned ready without running its golden-set gate")
+    record = passed[-1]
+    run.result.golden_wer[task.label] = float(record["golden_wer"])
+    run.say.fact(
+        "golden-set gate",
+        f"passed: WER {record['golden_wer']:.3f} <= {record['golden_max_wer']} on {record['golden_clips']} "
+        f"clips ({record['golden_audio_s']} s of audio, {record['golden_gate_s']} s)",
+    )
+
+
+def _ship_task_log(run: DemoRun, task: LocalTask, task_id: str) -> None:
+    """awslogs' part: the container's stdout into <group>/asr/asr-server/<task id> (moto's Logs)."""
+    names = run.names
+    stream = f"asr/{CONTAINER_NAME}/{task_id}"
+    run.clients.logs.create_log_stream(logGroupName=names.log_group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    lines = [line for line in task.log_path.read_text(errors="replace").splitlines() if line.strip()]
+    run.clients.logs.put_log_events(
+        logGroupName=names.log_group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
+
+
+def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
+    say, result, names = run.say, run.result, run.names
+    say.step(
+        7,
+        "A checkpoint that loads but is wrong never takes traffic: the golden-set gate",
+        "This upload is v2 exported with a wrong token list (rotated by one): it loads, verifies its "
+        "SHA-256 and warms up like a good model, and it transcribes garbage. The rollout carries the "
+        "service's GOLDEN_SET pin to the new revision; before /ready the task transcribes the golden "
+        "set through its own streaming engine, finds the WER above GOLDEN_MAX_WER and exits 3.",
+    )
+    started = time.monotonic()
+    wrong = run.upload_model(inputs.wrong_model)
+    result.models["wrong"] = wrong
+    say.fact(
+        "uploaded", f"{wrong.key} version {wrong.version_id} (no golden set given: the pin carries over)"
+    )
+    _rollout(run, "wrong", wrong, started)
+    revision = result.revisions["wrong"]
+    task = run.start_task("wrong", revision)
+    say.fact("GOLDEN_SET of the revision", task.container_env.get("GOLDEN_SET", "MISSING"))
+    try:
+        ready_s = task.wait_ready()
+    except TaskStartError as refused:
+        result.wrong_task_exit_code = refused.exit_code
+        result.timings["task start → exit 3 (golden gate)"] = time.monotonic() - task.started_at
+        say.fact("new task", f"never turned ready: exit code {refused.exit_code}")
+    else:
+        raise DemoError(f"the task with the wrong-token model turned ready after {ready_s:.1f} s")
+    gate = [r for r in task.log_events() if r.get("event") == "golden_set_failed"]
+    if len(gate) != 1:
+        raise DemoError(f"expected one golden_set_failed line, found {len(gate)}")
+    result.wrong_task_gate_line = gate[0]
+    worst = gate[0]["worst"][0]
+    say.block(
+        [
+            f"golden_set_failed wer={gate[0]['wer']} max_wer={gate[0]['max_wer']} "
+            f"model_sha256={str(gate[0]['model_sha256'])[:16]}…",
+            f"  clips: {gate[0]['clips']}"[:140],
+            f'  worst: {worst["clip"]}: heard "{worst["hypothesis"]}"'[:140],
+            f'         for "{worst["reference"]}"',
+        ],
+        prefix="       new task log │ ",
+    )
+    serving = run.serving
+    if serving is None:
+        raise DemoError("no task is serving")
+    result.serving_after_wrong_rollout = serving.is_ready()
+    text = run.transcribe(serving).text
+    result.transcripts["after wrong upload"] = text
+    say.fact("serving task /ready", "200" if result.serving_after_wrong_rollout else "NOT READY")
+    say.transcript("still transcribing", text)
+    if text != result.transcripts["v2"]:
+        raise DemoError(f"the serving task's transcript changed: {text!r} != {result.transcripts['v2']!r}")
+    say.say(
+        "ECS's part, played by the demo: the stopped task keeps its record (run_task/stop_task in moto, "
+        "startedBy = the deployment id), awslogs has shipped its stdout to the service's log group, the "
+        "circuit breaker rolls the service back and emits SERVICE_DEPLOYMENT_FAILED. deploy_watch reads "
+        "the stopped task and its golden_set_failed line. (moto reports every container's exit code as 0; "
+        "in AWS the task reads exit 3, which alone already names the gate.)"
+    )
+    deployment_id = f"ecs-svc/demo-{short_arn(revision).rsplit(':', 1)[-1]}"
+    ecs = run.clients.ecs
+    moto_task = ecs.run_task(
+        cluster=names.cluster,
+        taskDefinition=revision,
+        startedBy=deployment_id,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [run.stack.extra["task_subnet"]],
+                "securityGroups": [run.stack.extra["task_security_group"]],
+            }
+        },
+    )["tasks"][0]
+    _ship_task_log(run, task, moto_task["taskArn"].rsplit("/", 1)[-1])
+    ecs.stop_task(
+        cluster=names.cluster, task=moto_task["taskArn"], reason="Essential container in task exited"
+    )
+    ecs.update_service(cluster=names.cluster, service=names.service, taskDefinition=result.revisions["v2"])
+    result.service_revision_after_gate_rollback = run.service_task_definition()
+    say.fact(
+        "service rolled back",
+        f"{short_arn(revision)} → {short_arn(result.service_revision_after_gate_rollback)}",
+    )
+    run.invoke(
+        "deploy_watch",
+        events.ecs_deployment_state_change(
+            run.describe_service()["serviceArn"],
+            deployment_id,
+            "SERVICE_DEPLOYMENT_FAILED",
+            "ECS deployment circuit breaker: task failed to start.",
+            names.region,
+            names.account_id,
+        ),
+    )
+    alerts = run.read_alerts()
+    result.alerts["gate"] = alerts
+    for alert in alerts:
+        _show_alert(say, alert, lines=8)
+    if not any("golden-set gate" in alert["subject"] for alert in alerts):
+        raise DemoError("deploy_watch's alert does not name the golden-set gate")
+
+
+def step_8_cleanup(run: DemoRun) -> None:
     say, result = run.say, run.result
-    say.step(7, "Clean up and summary", "Every process the demo started is stopped.")
+    say.step(8, "Clean up and summary", "Every process the demo started is stopped.")
     if run.serving is not None and run.serving.running():
         # What an operator's scraper (and, as EMF, CloudWatch) sees: read back before the stop.
         result.latency = latency_summaries(run.serving.prometheus_text())
@@ -429,8 +584,9 @@ def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
         step_4_replace_task(run, inputs)
         step_5_alerts_and_night(run)
         step_6_corrupt_model(run, inputs)
+        step_7_wrong_model(run, inputs)
         run.result.timings["whole demo"] = time.monotonic() - started
-        step_7_cleanup(run)
+        step_8_cleanup(run)
     finally:
         run.close()
     return run.result

@@ -40,9 +40,10 @@ sam-deploy: check-env sam-build ## sam deploy --config-env $(ENV) (ENV=dev|prod;
 
 # ---------------------------------------------------------------------------- models
 .PHONY: upload-model rollout-model rollback-model model-status
-upload-model: venv ## Upload MODEL=path (default: the demo model) to the models bucket with sha256 metadata (ENV=dev or BUCKET=, KEY=)
-	@[ -n "$(MODEL)" ] || { echo "usage: make upload-model MODEL=path/to/model.pt [ENV=dev|BUCKET=name] [KEY=models/name.pt]" >&2; exit 2; }
-	$(PY) -m ops.upload_model "$(MODEL)" $(if $(BUCKET),--bucket "$(BUCKET)",--env "$(ENV)") $(if $(KEY),--key "$(KEY)")
+upload-model: venv ## Upload MODEL=path (default: the demo model) with sha256 metadata (ENV=dev or BUCKET=, KEY=; GOLDEN=dir [GOLDEN_MAX_WER=0.1]: its golden set)
+	@[ -n "$(MODEL)" ] || { echo "usage: make upload-model MODEL=path/to/model.pt [ENV=dev|BUCKET=name] [KEY=models/name.pt] [GOLDEN=dir|s3://...?versionId=V] [GOLDEN_MAX_WER=0.1]" >&2; exit 2; }
+	$(PY) -m ops.upload_model "$(MODEL)" $(if $(BUCKET),--bucket "$(BUCKET)",--env "$(ENV)") $(if $(KEY),--key "$(KEY)") \
+		$(if $(GOLDEN),--golden "$(GOLDEN)") $(if $(GOLDEN_MAX_WER),--golden-max-wer "$(GOLDEN_MAX_WER)")
 
 rollout-model: venv ## Manual promote: roll out KEY=models/x.pt [VERSION=id] on ENV (same code as the Lambda)
 	@[ -n "$(KEY)" ] || { echo "usage: make rollout-model KEY=models/name.pt [VERSION=s3-version-id] [ENV=dev]" >&2; exit 2; }

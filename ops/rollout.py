@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
-from ezspeech_common.ecs import ModelPin, describe_service, describe_task_definition, model_pin
+from ezspeech_common.ecs import (
+    ModelPin,
+    container_environment,
+    describe_service,
+    describe_task_definition,
+    model_pin,
+)
 from ezspeech_common.errors import AutomationError, RollbackTargetError
 from ezspeech_common.rollout import ModelRef, RolloutResult, RolloutSettings, roll_out_model
 
@@ -124,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.action == "status":
             definition, pin = current_model(ecs, settings)
+            env = container_environment(definition, settings.container_name)
             print(
                 json.dumps(
                     {
                         "task_definition": definition["taskDefinitionArn"],
                         "model_uri": pin.uri if pin else None,
+                        # The golden-set gate the service's tasks must pass (None: the gate is off).
+                        "golden_set": env.get("GOLDEN_SET") or None,
+                        "golden_max_wer": env.get("GOLDEN_MAX_WER") or None,
                     }
                 )
             )

@@ -1,8 +1,10 @@
 """Upload a model checkpoint to the models bucket with its SHA-256 as object metadata ``sha256``.
 
     python -m ops.upload_model PATH [--bucket NAME | --env dev] [--key models/NAME.pt]
+                               [--golden DIR | --golden s3://...?versionId=V] [--golden-max-wer 0.1]
 
-Prints one JSON line on stdout: bucket, key, version_id, sha256, size. The bucket must have
+Prints one JSON line on stdout: bucket, key, version_id, sha256, size (and golden_set /
+golden_max_wer when given). The bucket must have
 versioning (the rollout pins the version). S3 also verifies the bytes it stores against SHA-256
 checksums (``ChecksumSHA256``: of the whole file for a single PUT, of each part for a multipart
 upload), so a corrupted transfer fails here rather than at task start.
@@ -12,6 +14,12 @@ upload that fails is aborted so no orphaned parts are billed. Hashing and upload
 progress bar (bytes, rate, time left) on a terminal, and a start and an end line on stderr when
 stderr is not a terminal (CI logs).
 Honours ``AWS_ENDPOINT_URL`` (boto3 does), so it works against moto too.
+
+With ``--golden DIR`` (a directory with ``transcripts.json`` beside its WAVs, issue 22) the golden
+set is uploaded FIRST, under ``<prefix>golden/<dir name>/``: each clip, then a ``transcripts.json``
+that pins every clip by version id and SHA-256. The model object then carries the pinned set as
+metadata ``golden-set`` (and ``golden-max-wer``), which the rollout puts in the new revision as
+``GOLDEN_SET`` / ``GOLDEN_MAX_WER``. The order matters: the model upload is what starts the rollout.
 """
 
 from __future__ import annotations
@@ -25,13 +33,21 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import quote
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
 from ezspeech_common.errors import AutomationError, VersioningRequiredError
-from ezspeech_common.rollout import MODEL_SUFFIXES, check_model_key
+from ezspeech_common.rollout import (
+    GOLDEN_MAX_WER_METADATA,
+    GOLDEN_SET_METADATA,
+    MODEL_SUFFIXES,
+    check_model_key,
+    parse_golden_metadata,
+)
 
+from asr_service.golden import GoldenSetError
 from ops.names import MissingNameError, from_ssm
 from ops.progress import Progress, progress
 
@@ -52,6 +68,58 @@ class Uploaded:
     version_id: str
     sha256: str
     size: int
+    golden_set: str | None = None
+    golden_max_wer: float | None = None
+
+
+@dataclass(frozen=True)
+class UploadedGoldenSet:
+    uri: str  # s3://bucket/prefix/?versionId=V (V: the manifest's version): what GOLDEN_SET takes
+    prefix: str
+    clips: int
+
+
+def _put(s3: S3Client, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None) -> str:
+    """PUT with S3's own SHA-256 check of the bytes; returns the new version id."""
+    digest = hashlib.sha256(body).digest()
+    response = s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        Metadata=metadata or {},
+        ChecksumSHA256=_b64(digest),
+    )
+    version = response.get("VersionId")
+    if not version:
+        raise VersioningRequiredError(f"S3 returned no version id for s3://{bucket}/{key}")
+    return str(version)
+
+
+def upload_golden_set(s3: S3Client, directory: Path, bucket: str, prefix: str) -> UploadedGoldenSet:
+    """Upload a local golden set (checked as the server would read it) pinned by one version id."""
+    from asr_service.golden import TRANSCRIPTS_FILE, ManifestEntry, load_local, manifest_bytes
+
+    if not prefix.endswith("/"):
+        raise ValueError(f"golden-set prefix {prefix!r} must end with '/'")
+    check_model_key(prefix + TRANSCRIPTS_FILE)
+    _require_versioning(s3, bucket)
+    golden = load_local(directory)  # GoldenSetError names a bad manifest or a missing clip
+    pinned = []
+    for clip in golden.clips:
+        body = clip.path.read_bytes()
+        version = _put(s3, bucket, prefix + clip.name, body)
+        pinned.append(ManifestEntry(clip.name, clip.text, version, hashlib.sha256(body).hexdigest()))
+    manifest_version = _put(s3, bucket, prefix + TRANSCRIPTS_FILE, manifest_bytes(pinned))
+    uri = f"s3://{bucket}/{prefix}?versionId={quote(manifest_version, safe='')}"
+    return UploadedGoldenSet(uri=uri, prefix=prefix, clips=len(pinned))
+
+
+def _require_versioning(s3: S3Client, bucket: str) -> None:
+    status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+    if status != "Enabled":
+        raise VersioningRequiredError(
+            f"bucket {bucket} has versioning {status or 'not enabled'}; the rollout pins object versions"
+        )
 
 
 def sha256_of(path: Path, report: Progress | None = None) -> str:
@@ -74,12 +142,16 @@ def upload_model(
     bucket: str,
     key: str,
     *,
+    golden_set: str | None = None,
+    golden_max_wer: float | None = None,
     part_size: int = DEFAULT_PART_SIZE,
     stream: TextIO | None = None,
 ) -> Uploaded:
     """Upload ``path`` to ``s3://bucket/key`` with ``sha256`` metadata; returns the new version.
 
-    Progress goes to ``stream`` (default stderr).
+    ``golden_set`` (a pinned ``s3://`` URI) and ``golden_max_wer`` ride along as metadata for the
+    rollout to pin; they are checked here with the rollout's own rules. Progress goes to
+    ``stream`` (default stderr).
     """
     if not path.is_file():
         raise FileNotFoundError(f"{path} is not a file")
@@ -91,13 +163,11 @@ def upload_model(
     check_model_key(key)
     if not key.lower().endswith(MODEL_SUFFIXES):
         raise ValueError(f"key {key!r} must end in one of {MODEL_SUFFIXES} for the rollout to pick it up")
-    status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
-    if status != "Enabled":
-        raise VersioningRequiredError(
-            f"bucket {bucket} has versioning {status or 'not enabled'}; the rollout pins object versions"
-        )
+    metadata = {"sha256": "", **golden_metadata(bucket, golden_set, golden_max_wer)}
+    _require_versioning(s3, bucket)
     with progress(size, f"sha256 {path.name}", stream=stream) as report:
         digest = sha256_of(path, report)
+    metadata["sha256"] = digest
     with progress(size, f"upload {path.name}", stream=stream) as report:
         if size <= part_size:
             with path.open("rb") as body:
@@ -105,24 +175,45 @@ def upload_model(
                     Bucket=bucket,
                     Key=key,
                     Body=body,
-                    Metadata={"sha256": digest},
+                    Metadata=metadata,
                     ChecksumSHA256=_b64(bytes.fromhex(digest)),
                 )
             report.update(size)
         else:
-            response = _multipart_upload(s3, path, bucket, key, digest, part_size, report)
+            response = _multipart_upload(s3, path, bucket, key, metadata, part_size, report)
     version = response.get("VersionId")
     if not version:
         raise VersioningRequiredError(f"S3 returned no version id for s3://{bucket}/{key}")
-    return Uploaded(bucket, key, version, digest, size)
+    return Uploaded(bucket, key, version, digest, size, golden_set, golden_max_wer)
+
+
+def golden_metadata(bucket: str, golden_set: str | None, golden_max_wer: float | None) -> dict[str, str]:
+    """The model object's golden-set metadata, validated like the rollout will validate it."""
+    if golden_set is None:
+        if golden_max_wer is not None:
+            raise ValueError(
+                "--golden-max-wer needs --golden (a threshold without a golden set gates nothing)"
+            )
+        return {}
+    metadata = {GOLDEN_SET_METADATA: golden_set}
+    if golden_max_wer is not None:
+        metadata[GOLDEN_MAX_WER_METADATA] = repr(float(golden_max_wer))
+    parse_golden_metadata(bucket, metadata)  # GoldenSetPinError: the same rules as the rollout's
+    return metadata
 
 
 def _multipart_upload(
-    s3: S3Client, path: Path, bucket: str, key: str, digest: str, part_size: int, report: Progress
+    s3: S3Client,
+    path: Path,
+    bucket: str,
+    key: str,
+    metadata: dict[str, str],
+    part_size: int,
+    report: Progress,
 ) -> Any:
     """Parts in order, each with its own SHA-256 that S3 checks; aborted on any failure."""
     upload_id = s3.create_multipart_upload(
-        Bucket=bucket, Key=key, Metadata={"sha256": digest}, ChecksumAlgorithm="SHA256"
+        Bucket=bucket, Key=key, Metadata=metadata, ChecksumAlgorithm="SHA256"
     )["UploadId"]
     try:
         parts: list[CompletedPartTypeDef] = []
@@ -166,19 +257,39 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_PART_SIZE // 2**20,
         help="multipart part size in MiB (at least 5); larger files upload in parts",
     )
+    parser.add_argument(
+        "--golden",
+        help="golden set: a directory (transcripts.json + WAVs) to upload, or an uploaded s3://...?versionId=V",
+    )
+    parser.add_argument(
+        "--golden-prefix", help="where a --golden directory goes (default: <prefix>golden/<dir name>/)"
+    )
+    parser.add_argument("--golden-max-wer", type=float, help="GOLDEN_MAX_WER for this model (0..1)")
     args = parser.parse_args(argv)
     try:
         bucket = args.bucket or from_ssm(boto3.client("ssm", config=RETRY_CONFIG), args.env, "models-bucket")
         key = args.key or f"{args.prefix}{args.path.name}"
+        s3 = boto3.client("s3", config=RETRY_CONFIG)
+        golden_set = args.golden
+        if golden_set and not golden_set.startswith("s3://"):
+            directory = Path(golden_set)
+            prefix = args.golden_prefix or f"{args.prefix}golden/{directory.resolve().name}/"
+            golden_set = upload_golden_set(s3, directory, bucket, prefix).uri
         uploaded = upload_model(
-            boto3.client("s3", config=RETRY_CONFIG),
+            s3,
             args.path,
             bucket,
             key,
+            golden_set=golden_set,
+            golden_max_wer=args.golden_max_wer,
             part_size=args.part_size_mib * 2**20,
         )
     except (AutomationError, MissingNameError, OSError, ValueError, BotoCoreError, ClientError) as error:
+        # GoldenSetError is a RuntimeError: named here so a bad golden set reads as one line too.
         print(f"upload-model: {error}", file=sys.stderr)
+        return 1
+    except GoldenSetError as error:
+        print(f"upload-model: golden set: {error}", file=sys.stderr)
         return 1
     print(json.dumps(asdict(uploaded)))
     return 0

@@ -1,8 +1,9 @@
 """The project's end-to-end test: the same flow as ``make demo``, quietly.
 
 moto in server mode (its own process) stands in for AWS; the upload tool, the four Lambda
-handlers, the ASR server (three times: v1, v2, the corrupted model) and the client are the real
-code started the real way. The narration is kept in memory and printed only on failure.
+handlers, the ASR server (v1, v2, the corrupted model, the wrong-token model its golden-set gate
+stops) and the client are the real code started the real way. The narration is kept in memory
+and printed only on failure.
 """
 
 from __future__ import annotations
@@ -161,3 +162,21 @@ def test_the_summary_shows_the_latency_the_serving_task_measured(demo_run):
     assert partial.count > 0 and final.count > 0
     for summary in (partial, final):
         assert 0 < summary.p50_ms <= summary.p95_ms < 5000
+
+
+@slow
+def test_a_valid_but_wrong_model_fails_its_golden_gate_and_the_alert_names_it(demo_run):
+    # The gate was on from the first revision and ran on every task that turned ready.
+    assert demo_run.golden_wer["v1"] == demo_run.golden_wer["v2"] <= 0.1
+    assert demo_run.revision_env["v2"]["GOLDEN_SET"] == demo_run.models["v1"].golden_set != ""
+    # The wrong-token checkpoint loaded, then failed the gate: exit 3, one line, never ready.
+    assert demo_run.wrong_task_exit_code == 3
+    assert demo_run.wrong_task_gate_line["wer"] > demo_run.wrong_task_gate_line["max_wer"]
+    assert demo_run.wrong_task_gate_line["model_sha256"] == demo_run.models["wrong"].sha256
+    # The old model keeps serving, word for word.
+    assert demo_run.serving_after_wrong_rollout
+    assert demo_run.transcripts["after wrong upload"] == demo_run.transcripts["v2"]
+    assert demo_run.service_revision_after_gate_rollback == demo_run.revisions["v2"]
+    (alert,) = demo_run.alerts["gate"]
+    assert "golden-set gate, WER 1.00 > 0.1" in alert["subject"]
+    assert "golden gate:   FAILED, WER 1.000 above GOLDEN_MAX_WER 0.1" in alert["message"]

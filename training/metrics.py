@@ -1,27 +1,8 @@
-"""Word and character error rates (Levenshtein distance over words / characters)."""
+"""Word and character error rates: the implementation lives in ``asr_service.model.wer`` (the
+serving container's golden-set gate needs it, and the image ships only ``asr_service/``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from asr_service.model.wer import edit_distance, error_rates
 
-
-def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Substitutions + deletions + insertions turning ``ref`` into ``hyp``."""
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        current = [i]
-        for j, h in enumerate(hyp, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h)))
-        previous = current
-    return previous[-1]
-
-
-def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> tuple[float, float]:
-    """Corpus WER and CER: total edits / total reference words (characters, spaces included)."""
-    if len(refs) != len(hyps):
-        raise ValueError("refs and hyps differ in length")
-    word_edits = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps, strict=True))
-    char_edits = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps, strict=True))
-    words = sum(len(r.split()) for r in refs)
-    chars = sum(len(r) for r in refs)
-    return word_edits / max(1, words), char_edits / max(1, chars)
+__all__ = ["edit_distance", "error_rates"]

@@ -1,5 +1,8 @@
 """deploy_watch: ECS "Deployment State Change" for the service → SNS, naming the model versions.
 
+A failed deployment's alert also says why its tasks stopped when ECS and the task's log stream
+tell: exit 3/4 and the ``golden_set_failed`` line name the golden-set gate and its WER.
+
 Failed deployments (circuit breaker) and their rollbacks are alerts; completions are reports.
 Other states (IN_PROGRESS) are filtered at the rule and ignored here if they arrive anyway,
 without touching DynamoDB.
@@ -26,6 +29,7 @@ from ezspeech_common.aws import AwsClients
 from ezspeech_common.deployments import (
     DeploymentReport,
     ignored_report,
+    inspect_stopped_tasks,
     is_reported,
     report_deployment,
     report_text,
@@ -64,6 +68,11 @@ def watch(
     clients: AwsClients, topic_arn: str, container_name: str, event: DeploymentStateChangeEvent
 ) -> DeploymentReport:
     report = report_deployment(clients.ecs, event, container_name)
+    if report.outcome in ("failed", "rolled_back"):
+        # Why its tasks stopped: the exit status and, for the golden-set gate, its WER (issue 22).
+        report.stopped_task = inspect_stopped_tasks(
+            clients.ecs, clients.logs, report.cluster, report.deployment_id, container_name
+        )
     if report.outcome != "ignored":
         subject, lines = report_text(report)
         publish(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
@@ -226,3 +227,157 @@ def test_service_arn_forms() -> None:
     )
     assert cluster_and_service("arn:aws:ecs:us-west-2:111122223333:service/legacy") == ("default", "legacy")
     assert json.loads(json.dumps(cluster_and_service("arn:aws:ecs:r:1:service/c/s"))) == ["c", "s"]
+
+
+# ------------------------------------------------------------------ the golden-set gate (issue 22)
+GATE_RECORD: dict[str, Any] = {
+    "component": "golden",
+    "event": "golden_set_failed",
+    "level": "error",
+    "wer": 1.0,
+    "max_wer": 0.2,
+    "model_sha256": "cd" * 32,
+    "worst": [{"clip": "clip1.wav", "wer": 1.0, "reference": "the blue street", "hypothesis": "uif cmvf"}],
+    "exit_code": 3,
+}
+LOG_GROUP = "/ecs/ezspeech-test/asr-server"
+
+
+def gated_revision(platform: Platform, version: str) -> str:
+    """A revision like Terraform's: awslogs with a stream prefix, a golden set pinned."""
+    return platform.clients.ecs.register_task_definition(
+        family="ezspeech-test-asr",
+        containerDefinitions=[
+            {
+                "name": CONTAINER,
+                "image": "asr:v1",
+                "memory": 512,
+                "environment": [
+                    {"name": "MODEL_URI", "value": f"s3://models-bucket/models/asr.pt?versionId={version}"},
+                    {"name": "GOLDEN_SET", "value": "s3://models-bucket/models/golden/clips/?versionId=g1"},
+                ],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "asr"},
+                },
+            }
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def test_a_deployment_failed_by_the_golden_gate_is_named_with_its_wer(platform: Platform, app: Any) -> None:
+    """Through the handler on moto: the failed deployment's stopped task and its awslogs stream."""
+    good = pin_model(platform, "goodversion")
+    bad = gated_revision(platform, "wrongtokens")
+    ecs, deployment_id = platform.clients.ecs, "ecs-svc/5151"
+    task = ecs.run_task(cluster=CLUSTER, taskDefinition=bad, startedBy=deployment_id, launchType="FARGATE")[
+        "tasks"
+    ][0]
+    ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="Essential container in task exited")
+    logs = boto3.client("logs", region_name="us-east-1")
+    stream = f"asr/{CONTAINER}/{task['taskArn'].rsplit('/', 1)[-1]}"
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+    lines = [
+        {"event": "golden_set_passed", "golden_wer": 0.0},
+        GATE_RECORD,
+    ]  # an earlier task's line, then ours
+    logs.put_log_events(
+        logGroupName=LOG_GROUP,
+        logStreamName=stream,
+        logEvents=[
+            {"timestamp": int(time.time() * 1000) + i, "message": json.dumps(line)}
+            for i, line in enumerate(lines)
+        ],
+    )
+    ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=good)  # the breaker's rollback
+
+    result = app.lambda_handler(event_for(platform, "failed", deployment_id), FakeContext())
+
+    assert result["stopped_task"]["gate_failed"] is True and result["stopped_task"]["golden_wer"] == 1.0
+    [alert] = platform.notifications()
+    assert alert["subject"].startswith(
+        "[ezspeech][FAILED] golden-set gate, WER 1.00 > 0.2: deployment ecs-svc/5151"
+    )
+    assert "golden gate:   FAILED, WER 1.000 above GOLDEN_MAX_WER 0.2" in alert["message"]
+    assert 'heard "uif cmvf" for "the blue street"' in alert["message"]
+    assert "Essential container in task exited" in alert["message"]
+
+
+def _stopped_task_stubs(exit_code: int, log_configuration: dict[str, Any] | None) -> tuple[Any, Any]:
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    task_arn = f"arn:aws:ecs:us-east-1:123456789012:task/{CLUSTER}/0123456789abcdef"
+    td_arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/ezspeech-test-asr:7"
+    stub = Stubber(ecs)
+    stub.add_response("list_tasks", {"taskArns": [task_arn]})
+    stub.add_response(
+        "describe_tasks",
+        {
+            "tasks": [
+                {
+                    "taskArn": task_arn,
+                    "taskDefinitionArn": td_arn,
+                    "stoppedReason": "Essential container in task exited",
+                    "containers": [{"name": CONTAINER, "exitCode": exit_code}],
+                }
+            ]
+        },
+    )
+    container: dict[str, Any] = {"name": CONTAINER}
+    if log_configuration is not None:
+        container["logConfiguration"] = log_configuration
+    stub.add_response(
+        "describe_task_definition",
+        {"taskDefinition": {"taskDefinitionArn": td_arn, "containerDefinitions": [container]}},
+    )
+    return ecs, stub
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "expected"),
+    [
+        (3, "golden-set gate failed: the model's WER on its golden set is above GOLDEN_MAX_WER"),
+        (4, "golden-set gate failed closed: the golden set could not be read"),
+        (1, "the server did not start"),
+    ],
+)
+def test_the_exit_status_names_the_gate_when_the_log_cannot_be_read(exit_code: int, expected: str) -> None:
+    """ECS's own exit status (which moto cannot record) says which check stopped the task."""
+    from ezspeech_common.deployments import inspect_stopped_tasks
+
+    ecs, stub = _stopped_task_stubs(exit_code, log_configuration=None)
+    with stub:
+        found = inspect_stopped_tasks(ecs, None, CLUSTER, "ecs-svc/1", CONTAINER)
+    assert found is not None and found.exit_code == exit_code
+    assert found.gate_failed is (exit_code in (3, 4))
+    assert any(expected in line for line in found.lines())
+
+
+def test_the_gate_log_line_adds_the_wer_to_the_exit_status(platform: Platform) -> None:
+    from ezspeech_common.deployments import inspect_stopped_tasks
+
+    logs = boto3.client("logs", region_name="us-east-1")
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=f"asr/{CONTAINER}/0123456789abcdef")
+    logs.put_log_events(
+        logGroupName=LOG_GROUP,
+        logStreamName=f"asr/{CONTAINER}/0123456789abcdef",
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps(GATE_RECORD)}],
+    )
+    awslogs = {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": LOG_GROUP, "awslogs-stream-prefix": "asr"},
+    }
+    ecs, stub = _stopped_task_stubs(3, awslogs)
+    with stub:
+        found = inspect_stopped_tasks(ecs, logs, CLUSTER, "ecs-svc/1", CONTAINER)
+    assert found is not None and (found.golden_wer, found.golden_max_wer) == (1.0, 0.2)
+    assert found.worst_clip == GATE_RECORD["worst"][0]
+
+
+def test_no_stopped_tasks_means_no_task_lines(platform: Platform, app: Any) -> None:
+    pin_model(platform, "goodversion")
+    result = app.lambda_handler(event_for(platform, "failed", "ecs-svc/7777"), FakeContext())
+    assert result["stopped_task"] is None
+    [alert] = platform.notifications()
+    assert "golden" not in alert["subject"] and "stopped task" not in alert["message"]

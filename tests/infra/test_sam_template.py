@@ -203,6 +203,7 @@ def test_terraform_names_arrive_through_ssm_parameters() -> None:
         ("ServiceName", "service-name"),
         ("ModelsBucketName", "models-bucket"),
         ("EcrRepositoryName", "ecr-repository-name"),
+        ("ServiceLogGroupName", "log-group-name"),
     ]:
         assert parameters[name]["Type"] == "AWS::SSM::Parameter::Value<String>"
         assert parameters[name]["Default"] == f"/ezspeech/dev/{suffix}"

@@ -83,5 +83,9 @@ class AwsClients:
     def autoscaling(self) -> ApplicationAutoScalingClient:
         return self._client("application-autoscaling")
 
+    @cached_property
+    def logs(self) -> Any:  # CloudWatch Logs (no boto3-stubs extra installed for it)
+        return self._client("logs")
 
-_CLIENT_ATTRIBUTES = {"s3", "ecs", "sns", "ssm", "ecr", "dynamodb", "autoscaling"}
+
+_CLIENT_ATTRIBUTES = {"s3", "ecs", "sns", "ssm", "ecr", "dynamodb", "autoscaling", "logs"}

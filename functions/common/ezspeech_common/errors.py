@@ -49,3 +49,7 @@ class ScalableTargetNotFoundError(AutomationError):
 
 class RollbackTargetError(AutomationError):
     """A manual rollback has no earlier model version to go back to."""
+
+
+class GoldenSetPinError(AutomationError):
+    """The golden set given with a model (object metadata ``golden-set``) is malformed or missing."""

@@ -20,12 +20,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from botocore.exceptions import ClientError
 
 from ezspeech_common.ecs import (
     TAG_PREFIX,
+    container_environment,
     copyable_tags,
     describe_service,
     describe_task_definition,
@@ -36,6 +37,7 @@ from ezspeech_common.ecs import (
     with_container_environment,
 )
 from ezspeech_common.errors import (
+    GoldenSetPinError,
     ModelChecksumError,
     ModelObjectNotFoundError,
     ModelSizeError,
@@ -55,6 +57,82 @@ _SAFE_KEY = re.compile(r"^[A-Za-z0-9._/-]{1,256}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 RolloutSource = Literal["event", "promote", "rollback"]
+
+#: Model object metadata naming the golden set the model must pass (issue 22; `make upload-model
+#: GOLDEN=dir` sets it) and the WER threshold; the rollout pins them as GOLDEN_SET / GOLDEN_MAX_WER.
+GOLDEN_SET_METADATA = "golden-set"
+GOLDEN_MAX_WER_METADATA = "golden-max-wer"
+#: The manifest the golden set's version id pins (asr_service.golden.TRANSCRIPTS_FILE).
+GOLDEN_MANIFEST = "transcripts.json"
+
+
+@dataclass(frozen=True)
+class GoldenPin:
+    """A golden set given with an upload: ``s3://bucket/prefix/?versionId=V`` and its threshold."""
+
+    uri: str
+    bucket: str
+    manifest_key: str
+    version_id: str
+    max_wer: str = ""  # as given ("" = the server's default)
+
+    def environment(self) -> dict[str, str]:
+        env = {"GOLDEN_SET": self.uri}
+        if self.max_wer:
+            env["GOLDEN_MAX_WER"] = self.max_wer
+        return env
+
+
+def parse_golden_metadata(
+    bucket: str, metadata: dict[str, str], key_prefix: str = "models/"
+) -> GoldenPin | None:
+    """The golden set named in a model object's metadata, checked; None when there is none.
+
+    It must be a version-pinned prefix in the models bucket under the models prefix: the task role
+    can read only there, and an unpinned set could change under a rollout.
+    """
+    uri = metadata.get(GOLDEN_SET_METADATA, "").strip()
+    max_wer = metadata.get(GOLDEN_MAX_WER_METADATA, "").strip()
+    if not uri:
+        if max_wer:
+            raise GoldenSetPinError(
+                f"metadata {GOLDEN_MAX_WER_METADATA}={max_wer!r} without {GOLDEN_SET_METADATA}"
+            )
+        return None
+    parts = urlsplit(uri)
+    versions = parse_qs(parts.query).get("versionId", [])
+    key = parts.path.lstrip("/")
+    if not key.endswith(GOLDEN_MANIFEST):
+        key = key.rstrip("/") + "/" + GOLDEN_MANIFEST
+    problems = []
+    if parts.scheme != "s3" or parts.netloc != bucket:
+        problems.append(f"must be in the models bucket s3://{bucket}/")
+    if not key.startswith(key_prefix) or not _SAFE_KEY.match(key):
+        problems.append(f"must be under {key_prefix} with key characters A-Z a-z 0-9 . _ / -")
+    if len(versions) != 1 or not versions[0] or set(parse_qs(parts.query)) != {"versionId"}:
+        problems.append("must be pinned with exactly one ?versionId=")
+    if max_wer:
+        try:
+            if not 0 <= float(max_wer) <= 1:
+                raise ValueError
+        except ValueError:
+            problems.append(f"{GOLDEN_MAX_WER_METADATA} must be a WER fraction 0..1, got {max_wer!r}")
+    if problems:
+        raise GoldenSetPinError(f"{GOLDEN_SET_METADATA} {uri!r}: " + "; ".join(problems))
+    return GoldenPin(uri, bucket, key, versions[0], max_wer)
+
+
+def check_golden_pin(s3: S3Client, pin: GoldenPin) -> None:
+    """HEAD the pinned manifest: a golden set that does not exist fails the rollout now, with a
+    clear message, instead of failing every task of the new revision later."""
+    try:
+        s3.head_object(Bucket=pin.bucket, Key=pin.manifest_key, VersionId=pin.version_id)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        raise GoldenSetPinError(
+            f"golden set {pin.uri}: s3://{pin.bucket}/{pin.manifest_key} version {pin.version_id} "
+            f"cannot be read ({code}); upload it with make upload-model GOLDEN=dir"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -89,6 +167,7 @@ class ModelObject:
     size: int
     sha256: str
     last_modified: datetime
+    golden: GoldenPin | None = None
 
     @property
     def uri(self) -> str:
@@ -139,6 +218,10 @@ class RolloutResult:
     task_definition_arn: str = ""
     previous_task_definition_arn: str = ""
     previous_model_uri: str = ""
+    #: GOLDEN_SET of the new revision and where it came from: "upload" (the model's metadata),
+    #: "carried" (the replaced revision's), or "none" (the gate is off).
+    golden_set: str = ""
+    golden_source: str = "none"
     deployment_id: str = ""
     superseded_deployment_ids: list[str] = field(default_factory=list)
 
@@ -218,7 +301,8 @@ def check_model_object(s3: S3Client, ref: ModelRef, settings: RolloutSettings) -
             f"(got {sha256!r}); upload it with `make upload-model`, which sets it"
         )
     modified = head.get("LastModified") or datetime.now(UTC)
-    return ModelObject(ref.bucket, ref.key, ref.version_id, size, sha256, modified)
+    golden = parse_golden_metadata(ref.bucket, head.get("Metadata", {}), settings.model_key_prefix)
+    return ModelObject(ref.bucket, ref.key, ref.version_id, size, sha256, modified, golden)
 
 
 def roll_out_model(
@@ -273,11 +357,17 @@ def roll_out_model(
         TAG_PREFIX + "rollout-source": source,
         **newest.tags(),
     }
-    definition = with_container_environment(
-        registerable(ecs, current),
-        settings.container_name,
-        {"MODEL_URI": model.uri, "MODEL_SHA256": model.sha256},
-    )
+    # The golden-set gate travels with the service: the new revision is a copy of the current one,
+    # so its GOLDEN_SET / GOLDEN_MAX_WER carry over, unless the upload names its own set.
+    updates = {"MODEL_URI": model.uri, "MODEL_SHA256": model.sha256}
+    if model.golden is not None:
+        check_golden_pin(s3, model.golden)
+        updates.update(model.golden.environment())
+        result.golden_set, result.golden_source = model.golden.uri, "upload"
+    else:
+        carried = container_environment(current, settings.container_name).get("GOLDEN_SET", "")
+        result.golden_set, result.golden_source = carried, "carried" if carried else "none"
+    definition = with_container_environment(registerable(ecs, current), settings.container_name, updates)
     result.superseded_deployment_ids = other_deployment_ids(service) if rollout_in_progress(service) else []
     registered = ecs.register_task_definition(
         **definition, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())]
@@ -303,6 +393,15 @@ def _versioning_status(s3: S3Client, bucket: str) -> str:
     return f"{status!r}" if status else "not enabled"
 
 
+def _golden_line(result: RolloutResult) -> str:
+    if not result.golden_set:
+        return "none: the golden-set gate is off for this revision"
+    origin = (
+        "given with the upload" if result.golden_source == "upload" else "kept from the previous revision"
+    )
+    return f"{result.golden_set} ({origin})"
+
+
 def notification(result: RolloutResult, cluster: str, service: str) -> tuple[str, list[str]]:
     """Subject and text lines announcing a started rollout."""
     revision = result.task_definition_arn.rsplit("/", 1)[-1]
@@ -314,6 +413,7 @@ def notification(result: RolloutResult, cluster: str, service: str) -> tuple[str
         f"revision:   {revision}",
         f"deployment: {result.deployment_id or 'unknown'}",
         f"previous:   {result.previous_task_definition_arn.rsplit('/', 1)[-1]} ({result.previous_model_uri})",
+        f"golden set: {_golden_line(result)}",
     ]
     if result.superseded_deployment_ids:
         lines.append(f"superseded in-progress deployments: {', '.join(result.superseded_deployment_ids)}")
