@@ -57,6 +57,20 @@ class ServiceMetrics:
         self.loop_lag = Histogram(
             "asr_event_loop_lag_seconds", "Event-loop scheduling delay", buckets=_LAG_BUCKETS, registry=r
         )
+        # Per named client (AUTH_TOKENS): the label values come from the client table, never from
+        # what a caller sent, so their number is bounded and no credential can become a label.
+        self.client_sessions = Counter(
+            "asr_client_sessions", "Sessions accepted, by client", ["client"], registry=r
+        )
+        self.client_sessions_active = Gauge(
+            "asr_client_sessions_active", "Open sessions, by client", ["client"], registry=r
+        )
+        self.client_sessions_rejected = Counter(
+            "asr_client_sessions_rejected",
+            "Sessions of an authenticated client refused, by client and reason",
+            ["client", "reason"],
+            registry=r,
+        )
         self.ready = Gauge("asr_ready", "1 when /ready answers 200", registry=r)
         self.info = Info("asr_engine", "Model and decode strategy", registry=r)
         # Rolling window for the JSON view and the benchmark (histogram quantiles are too coarse).
@@ -64,6 +78,8 @@ class ServiceMetrics:
         # EMF reports deltas per interval.
         self._emf_last_rejected = 0.0
         self._emf_last_audio = 0.0
+        # Per-client activity since the last EMF record: name → [accepted, rejected].
+        self._emf_clients: dict[str, list[int]] = {}
 
     # -------------------------------------------------------------- event-loop lag
     def observe_loop_lag(self, lag_s: float) -> None:
@@ -87,8 +103,20 @@ class ServiceMetrics:
         }
 
     # -------------------------------------------------------------- views
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, client: str | None = None) -> None:
         self.sessions_rejected.labels(reason=reason).inc()
+        if client is not None:
+            self.client_sessions_rejected.labels(client=client, reason=reason).inc()
+            self._emf_clients.setdefault(client, [0, 0])[1] += 1
+
+    def client_admitted(self, client: str) -> None:
+        self.client_sessions.labels(client=client).inc()
+        self.client_sessions_active.labels(client=client).inc()
+        self._emf_clients.setdefault(client, [0, 0])[0] += 1
+
+    def client_closed(self, client: str | None) -> None:
+        if client is not None:
+            self.client_sessions_active.labels(client=client).dec()
 
     def rejected_total(self) -> float:
         return sum(
@@ -99,12 +127,60 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
     def emf_line(self, service_name: str, now: float | None = None) -> str:
-        """One CloudWatch Embedded Metric Format record; counters are reported as deltas."""
+        """This interval's CloudWatch Embedded Metric Format records, one per line; counters are deltas.
+
+        The first line is the service's (``ActiveStreams`` ... by ``ServiceName``: what the scaling
+        policy follows); then one line per named client that was active in the interval
+        (``ClientSessions``, ``ClientActiveStreams``, ``ClientRejectedSessions`` by ``ServiceName``
+        and ``Client``). awslogs makes each line its own log event, so each is its own EMF record.
+        """
+        return "\n".join(self.emf_records(service_name, now))
+
+    def emf_records(self, service_name: str, now: float | None = None) -> list[str]:
+        timestamp = int((now if now is not None else time.time()) * 1000)
+        records = [self._service_record(service_name, timestamp)]
+        clients, self._emf_clients = self._emf_clients, {}
+        for sample in self.client_sessions_active.collect()[0].samples:
+            if sample.value > 0:
+                clients.setdefault(sample.labels["client"], [0, 0])
+        for client in sorted(clients):
+            accepted, rejected = clients[client]
+            records.append(
+                json.dumps(
+                    {
+                        "_aws": {
+                            "Timestamp": timestamp,
+                            "CloudWatchMetrics": [
+                                {
+                                    "Namespace": EMF_NAMESPACE,
+                                    "Dimensions": [["ServiceName", "Client"]],
+                                    "Metrics": [
+                                        {"Name": "ClientSessions", "Unit": "Count"},
+                                        {"Name": "ClientActiveStreams", "Unit": "Count"},
+                                        {"Name": "ClientRejectedSessions", "Unit": "Count"},
+                                    ],
+                                }
+                            ],
+                        },
+                        "ServiceName": service_name,
+                        "Client": client,
+                        "ClientSessions": accepted,
+                        "ClientActiveStreams": int(
+                            self.client_sessions_active.labels(client=client)._value.get()
+                        ),
+                        "ClientRejectedSessions": rejected,
+                    },
+                    separators=(",", ":"),
+                )
+            )
+        return records
+
+    def _service_record(self, service_name: str, timestamp: int) -> str:
         rejected = self.rejected_total()
         audio = self.audio_seconds._value.get()
         record: dict[str, Any] = {
             "_aws": {
-                "Timestamp": int((now if now is not None else time.time()) * 1000),
+                "Timestamp": timestamp,
                 "CloudWatchMetrics": [
                     {
                         "Namespace": EMF_NAMESPACE,

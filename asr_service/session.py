@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -23,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from asr_service import protocol
 from asr_service.audio import AudioFormatError, StreamingResampler, decode_pcm16
+from asr_service.auth import Client, CredentialError, authenticate
 from asr_service.engine import EngineClosedError, EngineStream, StreamUpdate
 from asr_service.logging_setup import get_logger
 from asr_service.protocol import CloseCode, ProtocolError
@@ -43,25 +41,6 @@ class _SessionEndError(Exception):
         self.event = event
         self.code = code
         self.reason = reason
-
-
-def client_token(connection: ServerConnection) -> str | None:
-    request = connection.request
-    if request is None:
-        return None
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    tokens = parse_qs(urlsplit(request.path).query).get("token")
-    return tokens[0] if tokens else None
-
-
-def token_allowed(token: str | None, allowed: Iterable[str]) -> bool:
-    if token is None:
-        return False
-    # Compare against every token in constant time, so timing reveals nothing about them.
-    matches = [hmac.compare_digest(token.encode(), candidate.encode()) for candidate in allowed]
-    return any(matches)
 
 
 def peer_of(connection: ServerConnection) -> str:
@@ -106,6 +85,7 @@ class Session:
         self.eof_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self.client: Client | None = None  # who authenticated (None when auth is off)
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -146,19 +126,12 @@ class Session:
                 self.server.sessions.discard(self)
                 self.server.sessions_changed.set()
                 self.metrics.sessions_active.dec()
+                self.metrics.client_closed(self.client.name if self.client else None)
             self._log_summary()
-            structlog.contextvars.unbind_contextvars("session_id", "peer")
+            structlog.contextvars.unbind_contextvars("session_id", "peer", "client")
 
     def _admit(self) -> None:
-        if self.settings.auth_enabled and not token_allowed(
-            client_token(self.connection), self.settings.auth_tokens
-        ):
-            self.metrics.reject("unauthorized")
-            raise _SessionEndError(
-                protocol.error_event("unauthorized", "a valid token is required", CloseCode.POLICY),
-                CloseCode.POLICY,
-                "unauthorized",
-            )
+        self._authenticate()
         if self.server.draining:
             self.metrics.reject("draining")
             raise _SessionEndError(
@@ -174,11 +147,48 @@ class Session:
                 CloseCode.OVERLOADED,
                 "overloaded",
             )
+        if self.client is not None:
+            self.metrics.client_admitted(self.client.name)
+
+    def _authenticate(self) -> None:
+        """Who is calling (``self.client``), or the ``unauthorized`` event and 1008, whatever is wrong."""
+        if not self.settings.auth_enabled:
+            return
+        request = self.connection.request
+        try:
+            if request is None:
+                raise CredentialError("missing")
+            self.client = authenticate(self.settings.auth_tokens, request.headers, request.path)
+        except CredentialError as refused:
+            self.metrics.reject("unauthorized")
+            log.warning("auth_refused", reason=refused.reason)  # the reason only, never the credential
+            raise _SessionEndError(
+                protocol.error_event("unauthorized", "a valid token is required", CloseCode.POLICY),
+                CloseCode.POLICY,
+                "unauthorized",
+            ) from None
+        structlog.contextvars.bind_contextvars(client=self.client.name)  # every later line names it
+        name, limit = self.client.name, self.client.max_sessions
+        if (
+            limit is not None
+            and sum(s.client is not None and s.client.name == name for s in self.server.sessions) >= limit
+        ):
+            self.metrics.reject("client_session_limit", name)
+            raise _SessionEndError(
+                protocol.error_event(
+                    "client_session_limit",
+                    f"client {name} already has {limit} open sessions",
+                    CloseCode.POLICY,
+                ),
+                CloseCode.POLICY,
+                "client_session_limit",
+            )
 
     def _log_summary(self) -> None:
         duration = time.monotonic() - self.started
         log.info(
             "session_summary",
+            client=self.client.name if self.client else None,
             protocol=self.protocol_name,
             audio_seconds=round(self.audio_seconds, 3),
             segments=self.segments,
