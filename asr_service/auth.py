@@ -118,7 +118,8 @@ class ClientTable:
 
 
 def _digest(token: str) -> bytes:
-    # surrogateescape: websockets decodes header bytes >= 0x80 that way; this restores them.
+    # Any str encodes: websockets decodes header values as ISO-8859-1, parse_qs replaces bad
+    # UTF-8; "surrogateescape" covers a str built any other way.
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
@@ -127,12 +128,12 @@ def parse_client_tokens(raw: str) -> ClientTable:
     text = raw.strip()
     if not text:
         return ClientTable()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         try:
             document = json.loads(text)
         except ValueError:
             # No excerpt of the text: it is the secret.
-            raise AuthConfigError("AUTH_TOKENS starts with '{' but is not valid JSON") from None
+            raise AuthConfigError(f"AUTH_TOKENS starts with {text[0]!r} but is not valid JSON") from None
         if not isinstance(document, dict):
             raise AuthConfigError("AUTH_TOKENS must be a JSON object of client names")
         return client_table(document)

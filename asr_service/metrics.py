@@ -140,9 +140,10 @@ class ServiceMetrics:
         timestamp = int((now if now is not None else time.time()) * 1000)
         records = [self._service_record(service_name, timestamp)]
         clients, self._emf_clients = self._emf_clients, {}
-        for sample in self.client_sessions_active.collect()[0].samples:
-            if sample.value > 0:
-                clients.setdefault(sample.labels["client"], [0, 0])
+        for metric in self.client_sessions_active.collect():
+            for sample in metric.samples:
+                if sample.value > 0:
+                    clients.setdefault(sample.labels["client"], [0, 0])
         for client in sorted(clients):
             accepted, rejected = clients[client]
             records.append(
