@@ -100,6 +100,11 @@ class StackNames:
         return f"{self.name}-alerts-inbox"
 
     @property
+    def client_tokens_secret(self) -> str:
+        """terraform/secrets.tf: the Secrets Manager secret ECS injects as AUTH_TOKENS."""
+        return f"{self.name}/client-tokens"
+
+    @property
     def capacity_parameter(self) -> str:
         """SAM's CapacityParameter: night_scaler keeps the day capacity here."""
         return f"/{self.project}/{self.environment}/night-scaler/saved-capacity"

@@ -44,3 +44,8 @@ output "ssm_parameter_prefix" {
   description = "Prefix of the SSM parameters the SAM stack reads (samconfig.toml parameter overrides)."
   value       = local.ssm_prefix
 }
+
+output "client_tokens_secret_arn" {
+  description = "ARN of the client-tokens secret (the ARN only, never a value). `make rotate-tokens` finds it in the task definition; README deploy step: write the first clients."
+  value       = local.client_tokens_secret_arn
+}
