@@ -49,3 +49,11 @@ class ScalableTargetNotFoundError(AutomationError):
 
 class RollbackTargetError(AutomationError):
     """A manual rollback has no earlier model version to go back to."""
+
+
+class ClientTokensError(AutomationError):
+    """The client-tokens secret cannot be rolled out (not wired into the task definition, or bad)."""
+
+
+class DeploymentFailedError(AutomationError):
+    """The deployment a rollout started failed, was rolled back, or did not finish in time."""
