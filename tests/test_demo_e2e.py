@@ -12,6 +12,7 @@ import json
 import pytest
 from moto import mock_aws
 
+from asr_service.auth import Client, parse_client_tokens
 from demo.flow import short_arn
 from demo.models import prepare_inputs
 from demo.narration import Narrator
@@ -24,7 +25,7 @@ from demo.resources import (
     create_service,
     publish_names,
 )
-from demo.steps import run_demo
+from demo.steps import DEMO_CLIENT, run_demo
 
 slow = pytest.mark.slow
 #: The shipped demo model on the demo clip, through the whole S3 → server → client path.
@@ -56,6 +57,14 @@ def test_resource_description_builds_and_routes_only_model_uploads_to_the_rule_t
     )
     service = aws.ecs.describe_services(cluster=names.cluster, services=[names.service])["services"][0]
     assert service["taskDefinition"] == stack.first_task_definition_arn
+    # Like Terraform: the tokens come from the secret through `secrets`, never plain environment.
+    (container,) = aws.ecs.describe_task_definition(taskDefinition=stack.first_task_definition_arn)[
+        "taskDefinition"
+    ]["containerDefinitions"]
+    assert container["secrets"] == [{"name": "AUTH_TOKENS", "valueFrom": stack.client_tokens_secret_arn}]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment["REQUIRE_AUTH"] == "true" and "AUTH_TOKENS" not in environment
+    assert stack.client_tokens_secret_arn.split(":secret:")[1].startswith(names.client_tokens_secret + "-")
     for function in ("model_rollout", "scan_alert", "night_scaler", "deploy_watch"):
         assert all(stack.lambda_environment(function).values()), function
 
@@ -152,3 +161,36 @@ def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
     assert morning == day
     # The demo played ECS: the task stopped for the night and a new one served in the morning.
     assert "task start → ready (morning)" in demo_run.timings
+
+
+@slow
+def test_the_task_gets_its_tokens_from_the_secret_and_a_client_without_one_is_refused(demo_run):
+    table = parse_client_tokens(demo_run.first_task_auth_tokens)
+    assert table.names == (DEMO_CLIENT,)
+    assert table.match(demo_run.tokens["first"]) == Client(DEMO_CLIENT)
+    assert demo_run.tokens["first"] not in demo_run.first_task_auth_tokens  # only its SHA-256
+    refused = demo_run.refused_client
+    assert refused is not None and refused.exit_code == 1
+    assert any("unauthorized" in line for line in refused.stderr)
+    assert demo_run.transcripts["v1"]  # the client with the token transcribed
+
+
+@slow
+def test_token_rotation_keeps_the_open_session_and_accepts_both_tokens_on_the_new_task(demo_run):
+    rotation = demo_run.rotation
+    assert rotation["revision"] != rotation["previous_revision"]
+    assert rotation["report"]["rollout"]["status"] == "started"
+    # The new task pins the new version, still serves model v2, and accepts both tokens.
+    env = demo_run.token_revision_env
+    assert env["MODEL_URI"] == demo_run.models["v2"].uri
+    table = parse_client_tokens(env["AUTH_TOKENS"])
+    for token in (demo_run.tokens["rotated"], demo_run.tokens["first"]):
+        assert table.match(token) == Client(DEMO_CLIENT)
+    assert rotation["new_token_on_new_task"].exit_code == 0
+    assert rotation["new_token_on_new_task"].text == demo_run.transcripts["v1"]
+    assert rotation["old_token_on_new_task"].exit_code == 0
+    # The session opened with the previous token on the old task ran to its end: done, 1000.
+    assert rotation["live_exit"] == 0 and rotation["live_final"].strip()
+    assert rotation["live_summary"]["close_code"] == 1000
+    assert rotation["live_summary"]["client"] == DEMO_CLIENT
+    assert rotation["old_task_exit"] == 0
