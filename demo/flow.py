@@ -95,6 +95,7 @@ class DemoResult:
     alerts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     tasks_left_running: int = -1
+    work_dir: Path = Path()
     #: Client tokens: AUTH_TOKENS as the first task got it, the refused client, the rotation.
     first_task_auth_tokens: str = ""
     refused_client: ClientRun | None = None

@@ -532,6 +532,7 @@ def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
     """The whole loop; always stops moto and every task, also when a step fails."""
     run = DemoRun(work_dir, say)
     run.result.clip = inputs.clip
+    run.result.work_dir = work_dir
     run.result.reference_text = inputs.reference_text
     started = time.monotonic()
     try:

@@ -194,3 +194,16 @@ def test_token_rotation_keeps_the_open_session_and_accepts_both_tokens_on_the_ne
     assert rotation["live_summary"]["close_code"] == 1000
     assert rotation["live_summary"]["client"] == DEMO_CLIENT
     assert rotation["old_task_exit"] == 0
+
+
+@slow
+def test_no_token_reaches_a_task_log_or_moto(demo_run):
+    """Every log the demo kept (each task's JSON lines, moto's) is free of the tokens it used."""
+    logs = [path for path in demo_run.work_dir.rglob("*.log") if path.is_file()]
+    assert any(path.parent.name == "task-tokens" for path in logs)
+    tokens = (demo_run.tokens["first"], demo_run.tokens["rotated"])
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert not any(token in text for token in tokens), path
+    task_log = (demo_run.work_dir / "task-tokens" / "task.log").read_text()
+    assert f'"client": "{DEMO_CLIENT}"' in task_log
