@@ -9,7 +9,10 @@ moto cannot show ECS deployment state, so the waiting is tested with a botocore 
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from asr_service.auth import Client, parse_client_tokens
 from ops import tokens as ops_tokens
 from tests.functions.conftest import BUCKET, CLUSTER, CONTAINER, SERVICE, Platform, put_model
 
+ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["--cluster", CLUSTER, "--service", SERVICE]
 SETTINGS = RolloutSettings(cluster=CLUSTER, service=SERVICE, container_name=CONTAINER)
 TD_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/ezspeech-test-asr:"
@@ -372,3 +376,34 @@ def test_a_deployment_that_does_not_complete_still_shows_the_new_token_and_fails
     # The version is written; its token must not be lost with the deployment.
     value = secured["sm"].get_secret_value(SecretId=secured["arn"])["SecretString"]
     assert parse_client_tokens(value).match(report["new_tokens"]["web"]) == Client("web")
+
+
+def _make_tokens_command(*variables: str) -> list[str]:
+    """The ``python -m ops.tokens`` arguments `make rotate-tokens` would run (``make -n``)."""
+    completed = subprocess.run(
+        ["make", "-s", "-n", "rotate-tokens", "ENV=dev", "TOKENS_ARGS=--no-wait", *variables],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    joined = completed.stdout.replace("\\\n", " ")
+    (line,) = [line for line in joined.splitlines() if "-m ops.tokens" in line]
+    return shlex.split(line.split("-m ops.tokens", 1)[1])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_the_make_targets_arguments_drive_the_tool(
+    secured: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = _make_tokens_command("ADD=web", "MAX_SESSIONS=4")
+    assert add[:3] == ["add", "--client", "web"] and "--no-wait" in add
+    capsys.readouterr()
+    assert ops_tokens.main([*add, *NAMES]) == 0
+    first = json.loads(capsys.readouterr().out)["new_tokens"]["web"]
+    assert ops_tokens.main([*_make_tokens_command("CLIENT=web", "REVOKE=1"), *NAMES]) == 0
+    second = json.loads(capsys.readouterr().out)["new_tokens"]["web"]
+    table = parse_client_tokens(resolved_auth_tokens(secured))
+    assert table.match(second) == Client("web", 4) and table.match(first) is None
+    assert _make_tokens_command("RETIRE=1")[0] == "retire-previous"
