@@ -56,8 +56,11 @@ class Settings:
     ui_enabled: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.auth_tokens, ClientTable):  # tests and callers may pass plain tokens
-            object.__setattr__(self, "auth_tokens", ClientTable.from_tokens(self.auth_tokens))
+        tokens: object = self.auth_tokens
+        if isinstance(tokens, str):  # AUTH_TOKENS text (a str is not a sequence of one-letter tokens)
+            object.__setattr__(self, "auth_tokens", parse_client_tokens(tokens))
+        elif not isinstance(tokens, ClientTable):  # tests and callers may pass plain tokens
+            object.__setattr__(self, "auth_tokens", ClientTable.from_tokens(tokens))  # type: ignore[arg-type]
 
     @property
     def auth_enabled(self) -> bool:

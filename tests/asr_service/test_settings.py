@@ -77,3 +77,16 @@ def test_every_setting_has_a_documented_row():
         r[0] for r in rows
     }
     assert all(flag.startswith("--") and text for _env, flag, _default, text in rows)
+
+
+def test_tokens_given_programmatically_are_whole_tokens_or_the_env_text():
+    assert Settings(auth_tokens=("ab", "cd")).auth_tokens.match("ab") == Client("token-1")  # type: ignore[arg-type]
+    from_text = Settings(auth_tokens='{"web": "tok"}')  # type: ignore[arg-type]
+    assert from_text.auth_tokens.match("tok") == Client("web") and from_text.auth_tokens.match("t") is None
+
+
+def test_require_auth_without_tokens_names_the_fix():
+    with pytest.raises(SettingsError, match="REQUIRE_AUTH is true but AUTH_TOKENS holds no client token"):
+        load_settings(["--require-auth", "true"], {})
+    settings = load_settings([], {"REQUIRE_AUTH": "true", "AUTH_TOKENS": '{"web": "tok"}'})
+    assert settings.require_auth and settings.auth_tokens.names == ("web",)
