@@ -137,6 +137,8 @@ def add_client(clients: dict[str, ClientEntry], name: str, max_sessions: int | N
 
 def rotate(clients: dict[str, ClientEntry], names: list[str] | None, keep_previous: bool = True) -> Change:
     """A new token for each named client (default: all); its current one stays valid if asked."""
+    if not clients:
+        raise TokensError("the secret has no client yet: add one first (make rotate-tokens ADD=<name>)")
     updated = dict(clients)
     tokens = {}
     for name in _selected(clients, names):
@@ -255,7 +257,11 @@ def apply_change(
             f"note: the service runs secret version {ref.version_id}, AWSCURRENT is {current} "
             "(a rolled-back rotation?); the change starts from what the service runs"
         )
-    change = make_change(read_table(read_secret(sm, ref)))
+    current_clients = read_table(read_secret(sm, ref))
+    change = make_change(current_clients)
+    if change.clients == current_clients and not change.new_tokens:
+        say("nothing to change: no version written, the service is left as it is")
+        return Outcome(action, ref.arn, ref.version_id or current, change.clients, {}, None, "unchanged")
     text = render_table(change.clients)
     version = write_secret(sm, ref.arn, text)
     say(f"wrote version {version} of {ref.arn} ({len(change.clients)} clients)")

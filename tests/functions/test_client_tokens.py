@@ -173,7 +173,9 @@ def test_model_and_token_rollouts_keep_each_others_pin(
     assert rotated["rollout"]["previous_version_id"] == pinned_tokens.version_id
 
 
-def test_refusals_write_nothing(secured: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_refusals_and_no_ops_write_nothing(
+    secured: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     run(capsys, "add", "--client", "web")
     before = len(secured["sm"].list_secret_version_ids(SecretId=secured["arn"])["Versions"])
     for args, message in [
@@ -185,7 +187,18 @@ def test_refusals_write_nothing(secured: dict[str, Any], capsys: pytest.CaptureF
     ]:
         code, _, err = run(capsys, *args)
         assert code == 1 and message in err, (args, err)
+    # Nothing to retire: no version, no rollout.
+    code, report, err = run(capsys, "retire-previous")
+    assert code == 0 and report["deployment"] == "unchanged" and "nothing to change" in err
+    assert report["rollout"] is None
     assert len(secured["sm"].list_secret_version_ids(SecretId=secured["arn"])["Versions"]) == before
+
+
+def test_rotating_before_any_client_exists_says_to_add_one(
+    secured: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "rotate")
+    assert code == 1 and "no client yet: add one first" in err
 
 
 def test_a_service_without_the_secret_entry_is_refused_clearly(
