@@ -186,9 +186,7 @@ def step_2_first_task(run: DemoRun, inputs: DemoInputs) -> LocalTask:
     say.transcript("transcript (model v1)", text)
     refused = run.try_client(task, None)
     run.result.refused_client = refused
-    say.fact(
-        "the same client without a token", f"exit {refused.exit_code}: {' '.join(refused.stderr)[-110:]}"
-    )
+    say.fact("client without a token", f"exit {refused.exit_code}: {(refused.stderr or [''])[0][:100]}")
     run.serving = task
     return task
 
@@ -449,7 +447,9 @@ def step_7_rotate_tokens(run: DemoRun, inputs: DemoInputs) -> None:
         time.sleep(0.1)
     say.say(f"A user is streaming {inputs.live_clip.name} to the serving task with the current token.")
     before = run.service_task_definition()
+    rotate_started = time.monotonic()
     report = run.tokens_tool("rotate", "--client", DEMO_CLIENT)
+    result.timings["rotate-tokens → new revision"] = time.monotonic() - rotate_started
     new_token = report["new_tokens"][DEMO_CLIENT]
     revision = run.service_task_definition()
     previous = report["rollout"]["previous_version_id"]
@@ -466,6 +466,7 @@ def step_7_rotate_tokens(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("new task's MODEL_URI", new.container_env["MODEL_URI"])
     say.fact("new task's AUTH_TOKENS", _masked_table(new.container_env["AUTH_TOKENS"]))
     ready_s = new.wait_ready()
+    result.timings["task start → ready (new tokens)"] = ready_s
     say.fact("new task ready after", f"{ready_s:.1f} s (pid {new.pid})")
     with_new = run.try_client(new, new_token)
     with_old = run.try_client(new, old_token)
