@@ -16,6 +16,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -241,7 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("streaming", "file", "microphone"), default="streaming")
     parser.add_argument("--no-realtime", action="store_true", help="send as fast as possible")
     parser.add_argument("--json", action="store_true", help="print every server event as one JSON line")
-    parser.add_argument("--token", help="bearer token when the server requires one")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("ASR_TOKEN") or None,
+        help="bearer token when the server requires one (default: $ASR_TOKEN, kept out of `ps`)",
+    )
     parser.add_argument("--chunk-ms", type=int, default=100, help="audio per message (default %(default)s)")
     parser.add_argument("--sample-rate", type=int, default=16000, help="microphone capture rate")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server")

@@ -236,6 +236,20 @@ class ServiceMetrics:
         self.loop_lag = Histogram(
             "asr_event_loop_lag_seconds", "Event-loop scheduling delay", buckets=_LAG_BUCKETS, registry=r
         )
+        # Per named client (AUTH_TOKENS): the label values come from the client table, never from
+        # what a caller sent, so their number is bounded and no credential can become a label.
+        self.client_sessions = Counter(
+            "asr_client_sessions", "Sessions accepted, by client", ["client"], registry=r
+        )
+        self.client_sessions_active = Gauge(
+            "asr_client_sessions_active", "Open sessions, by client", ["client"], registry=r
+        )
+        self.client_sessions_rejected = Counter(
+            "asr_client_sessions_rejected",
+            "Sessions of an authenticated client refused, by client and reason",
+            ["client", "reason"],
+            registry=r,
+        )
         self.ready = Gauge("asr_ready", "1 when /ready answers 200", registry=r)
         self.info = Info("asr_engine", "Model and decode strategy", registry=r)
         r.register(_GpuCollector(self.gpu_probe))
@@ -245,6 +259,8 @@ class ServiceMetrics:
         self._emf_last_rejected = 0.0
         self._emf_last_audio = 0.0
         self._emf_last_by_reason: dict[str, float] = {}
+        # Per-client activity since the last EMF record: name → [accepted, rejected].
+        self._emf_clients: dict[str, list[int]] = {}
 
     # -------------------------------------------------------------- event-loop lag
     def observe_loop_lag(self, lag_s: float) -> None:
@@ -268,8 +284,20 @@ class ServiceMetrics:
         }
 
     # -------------------------------------------------------------- views
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, client: str | None = None) -> None:
         self.sessions_rejected.labels(reason=reason).inc()
+        if client is not None:
+            self.client_sessions_rejected.labels(client=client, reason=reason).inc()
+            self._emf_clients.setdefault(client, [0, 0])[1] += 1
+
+    def client_admitted(self, client: str) -> None:
+        self.client_sessions.labels(client=client).inc()
+        self.client_sessions_active.labels(client=client).inc()
+        self._emf_clients.setdefault(client, [0, 0])[0] += 1
+
+    def client_closed(self, client: str | None) -> None:
+        if client is not None:
+            self.client_sessions_active.labels(client=client).dec()
 
     def rejected_by_reason(self) -> dict[str, float]:
         return {
@@ -300,6 +328,40 @@ class ServiceMetrics:
         if performance is not None:
             records.append(performance)
         records.extend(self._reject_records(service_name, timestamp))
+        records.extend(self._client_records(service_name, timestamp))
+        return records
+
+    def _client_records(self, service_name: str, timestamp: int) -> list[dict[str, Any]]:
+        """One record per named client active in the interval, by ``ServiceName`` and ``Client``."""
+        clients, self._emf_clients = self._emf_clients, {}
+        for metric in self.client_sessions_active.collect():
+            for sample in metric.samples:
+                if sample.value > 0:
+                    clients.setdefault(sample.labels["client"], [0, 0])
+        records = []
+        for client in sorted(clients):
+            accepted, rejected = clients[client]
+            record = _record(
+                timestamp,
+                [["ServiceName", "Client"]],
+                [
+                    ("ClientSessions", "Count"),
+                    ("ClientActiveStreams", "Count"),
+                    ("ClientRejectedSessions", "Count"),
+                ],
+            )
+            record.update(
+                {
+                    "ServiceName": service_name,
+                    "Client": client,
+                    "ClientSessions": accepted,
+                    "ClientActiveStreams": int(
+                        self.client_sessions_active.labels(client=client)._value.get()
+                    ),
+                    "ClientRejectedSessions": rejected,
+                }
+            )
+            records.append(record)
         return records
 
     def _autoscaling_record(self, service_name: str, timestamp: int) -> dict[str, Any]:

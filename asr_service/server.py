@@ -232,6 +232,9 @@ class AsrServer:
         # At capacity only: do not refuse for sessions whose client is gone but not yet released.
         return sum(1 for session in self.sessions if not session.peer_gone())
 
+    def sessions_of(self, client: str) -> int:
+        return sum(1 for s in self.sessions if s.client is not None and s.client.name == client)
+
     def register(self, session: Session) -> None:
         self.sessions.add(session)
         self.metrics.sessions_active.inc()

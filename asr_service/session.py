@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -30,6 +28,7 @@ from websockets.protocol import State
 
 from asr_service import protocol
 from asr_service.audio import AudioFormatError, StreamingResampler, decode_pcm16
+from asr_service.auth import Client, CredentialError, authenticate
 from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, StreamUpdate
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
@@ -74,6 +73,10 @@ class SessionHost(Protocol):
         """None when a new session may start, else why not (and the refusal is counted)."""
         ...
 
+    def sessions_of(self, client: str) -> int:
+        """Open sessions of this named client (its optional per-client limit)."""
+        ...
+
     def register(self, session: Session) -> None: ...
 
     def release(self, session: Session) -> None: ...
@@ -108,25 +111,6 @@ _REFUSALS = {
     ),
     "not_ready": _SessionEndError.error("not_ready", "the server is still starting", CloseCode.OVERLOADED),
 }
-
-
-def client_token(connection: ServerConnection) -> str | None:
-    request = connection.request
-    if request is None:
-        return None
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    tokens = parse_qs(urlsplit(request.path).query).get("token")
-    return tokens[0] if tokens else None
-
-
-def token_allowed(token: str | None, allowed: Iterable[str]) -> bool:
-    if token is None:
-        return False
-    # Compare against every token in constant time, so timing reveals nothing about them.
-    matches = [hmac.compare_digest(token.encode(), candidate.encode()) for candidate in allowed]
-    return any(matches)
 
 
 def peer_of(connection: ServerConnection) -> str:
@@ -172,6 +156,7 @@ class Session:
         self.eof_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        self.client: Client | None = None  # who authenticated (None when auth is off)
         self._registered = False
         self._released = False
 
@@ -187,10 +172,12 @@ class Session:
                 return
             self.host.register(self)
             self._registered = True
+            if self.client is not None:
+                self.metrics.client_admitted(self.client.name)
             await self._serve()
         finally:
             self._release()
-            structlog.contextvars.unbind_contextvars("session_id", "peer")
+            structlog.contextvars.unbind_contextvars("session_id", "peer", "client")
 
     async def _serve(self) -> None:
         try:
@@ -255,14 +242,34 @@ class Session:
         return True
 
     def _refusal(self) -> _SessionEndError | None:
-        if self.settings.auth_enabled and not token_allowed(
-            client_token(self.connection), self.settings.auth_tokens
-        ):
-            self.metrics.reject("unauthorized")
-            return _SessionEndError.error("unauthorized", "a valid token is required", CloseCode.POLICY)
+        refused = self._authenticate()
+        if refused is not None:
+            return refused
         # Handshakes that raced past process_request's check land here.
         reason = self.host.admission_refusal()
         return None if reason is None else _REFUSALS[reason]
+
+    def _authenticate(self) -> _SessionEndError | None:
+        """Who is calling (``self.client``), or the ``unauthorized`` event and 1008, whatever is wrong."""
+        if not self.settings.auth_enabled:
+            return None
+        request = self.connection.request
+        try:
+            if request is None:
+                raise CredentialError("missing")
+            self.client = authenticate(self.settings.auth_tokens, request.headers, request.path)
+        except CredentialError as refused:
+            self.metrics.reject("unauthorized")
+            log.warning("auth_refused", reason=refused.reason)  # the reason only, never the credential
+            return _SessionEndError.error("unauthorized", "a valid token is required", CloseCode.POLICY)
+        structlog.contextvars.bind_contextvars(client=self.client.name)  # every later line names it
+        name, limit = self.client.name, self.client.max_sessions
+        if limit is not None and self.host.sessions_of(name) >= limit:
+            self.metrics.reject("client_session_limit", name)
+            return _SessionEndError.error(
+                "client_session_limit", f"client {name} already has {limit} open sessions", CloseCode.POLICY
+            )
+        return None
 
     def _release(self) -> None:
         if self._released:
@@ -272,6 +279,7 @@ class Session:
             self.stream.cancel()
         if self._registered:
             self.host.release(self)
+            self.metrics.client_closed(self.client.name if self.client else None)
         if self.close_code is None:
             self.close_code, self.close_reason = self._observed_close()
         self._log_summary()
@@ -292,6 +300,7 @@ class Session:
         duration = time.monotonic() - self.started
         log.info(
             "session_summary",
+            client=self.client.name if self.client else None,
             protocol=self.protocol_name,
             audio_seconds=round(self.audio_seconds, 3),
             segments=self.segments,

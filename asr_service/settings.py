@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asr_service.auth import AuthConfigError, ClientTable, parse_client_tokens
+
 DEFAULT_DRAIN_TIMEOUT_S = 90.0  # below ECS's maximum 120 s stop timeout, leaving room to exit
 
 
@@ -41,7 +43,9 @@ class Settings:
     idle_timeout_s: float = 30.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
-    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    #: The named clients (AUTH_TOKENS, asr_service.auth). A tuple of plain tokens is accepted too.
+    auth_tokens: ClientTable = field(default_factory=ClientTable, repr=False)
+    require_auth: bool = False
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     batch_max_size: int = 32
     batch_max_wait_ms: float = 5.0
@@ -53,6 +57,13 @@ class Settings:
     # Golden-set gate (issue 22, asr_service/golden.py): off unless GOLDEN_SET is given.
     golden_set: str | None = None
     golden_max_wer: float = 0.2
+
+    def __post_init__(self) -> None:
+        tokens: object = self.auth_tokens
+        if isinstance(tokens, str):  # AUTH_TOKENS text (a str is not a sequence of one-letter tokens)
+            object.__setattr__(self, "auth_tokens", parse_client_tokens(tokens))
+        elif not isinstance(tokens, ClientTable):  # tests and callers may pass plain tokens
+            object.__setattr__(self, "auth_tokens", ClientTable.from_tokens(tokens))  # type: ignore[arg-type]
 
     @property
     def auth_enabled(self) -> bool:
@@ -86,7 +97,20 @@ _SPECS: tuple[_Spec, ...] = (
     ("idle_timeout_s", "IDLE_TIMEOUT_S", ("--idle-timeout-s",), float, "close a silent client after"),
     ("ping_interval_s", "PING_INTERVAL_S", ("--ping-interval-s",), float, "keepalive ping interval"),
     ("ping_timeout_s", "PING_TIMEOUT_S", ("--ping-timeout-s",), float, "keepalive pong deadline"),
-    ("auth_tokens", "AUTH_TOKENS", ("--auth-tokens",), str, "comma-separated bearer tokens"),
+    (
+        "auth_tokens",
+        "AUTH_TOKENS",
+        ("--auth-tokens",),
+        str,
+        "client tokens: JSON {name: token|sha256:hex} or comma-separated",
+    ),
+    (
+        "require_auth",
+        "REQUIRE_AUTH",
+        ("--require-auth",),
+        "bool",
+        "refuse to start without client tokens",
+    ),
     ("drain_timeout_s", "DRAIN_TIMEOUT_S", ("--drain-timeout-s",), float, "SIGTERM drain budget"),
     ("batch_max_size", "BATCH_MAX_SIZE", ("--batch-max-size",), int, "streams per batched forward"),
     ("batch_max_wait_ms", "BATCH_MAX_WAIT_MS", ("--batch-max-wait-ms",), float, "wait to fill a batch"),
@@ -116,14 +140,17 @@ def settings_table() -> list[tuple[str, str, str, str]]:
     rows = []
     for name, env, flags, _parse, help_text in _SPECS:
         value = getattr(defaults, name)
-        shown = ",".join(value) if isinstance(value, tuple) else value
+        shown = "" if isinstance(value, ClientTable) else value
         rows.append((env, flags[0], "" if shown is None else str(shown), help_text))
     return rows
 
 
 def _parse_value(name: str, source: str, raw: str, parse: Any) -> Any:
     if name == "auth_tokens":
-        return tuple(token.strip() for token in raw.split(",") if token.strip())
+        try:
+            return parse_client_tokens(raw)
+        except AuthConfigError as error:  # its message names the client, never a token
+            raise SettingsError(f"{source}: {error}") from None
     if parse == "bool":
         if raw.strip().lower() in _BOOLEANS:
             return _BOOLEANS[raw.strip().lower()]
@@ -216,4 +243,10 @@ def validate(settings: Settings) -> None:
         raise SettingsError(
             "GOLDEN_SET must pin a version: s3://bucket/prefix/?versionId=V "
             "(make upload-model GOLDEN=... prints it)"
+        )
+    if settings.require_auth and not settings.auth_enabled:
+        raise SettingsError(
+            "REQUIRE_AUTH is true but AUTH_TOKENS holds no client token: the service would be open to "
+            "anyone. In AWS, ECS injects AUTH_TOKENS from the client-tokens secret; give it clients "
+            "with `make rotate-tokens ENV=<env> ADD=<client>`"
         )

@@ -31,10 +31,12 @@ from demo.resources import (
 )
 from demo.task import (
     BackgroundStream,
+    ClientRun,
     LocalTask,
     StopReport,
     Transcription,
     container_environment,
+    run_client,
     transcribe,
 )
 
@@ -101,6 +103,13 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     latency: dict[str, LatencySummary] = field(default_factory=dict)
     tasks_left_running: int = -1
+    work_dir: Path = Path()
+    #: Client tokens: AUTH_TOKENS as the first task got it, the refused client, the rotation.
+    first_task_auth_tokens: str = ""
+    refused_client: ClientRun | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    token_revision_env: dict[str, str] = field(default_factory=dict)
+    rotation: dict[str, Any] = field(default_factory=dict)
 
 
 def short_arn(arn: str) -> str:
@@ -123,6 +132,8 @@ class DemoRun:
         self.serving: LocalTask | None = None
         self.last_event: dict[str, Any] = {}
         self.streams: list[BackgroundStream] = []
+        #: The demo client's current token (the one `ops.tokens` showed once).
+        self.token: str | None = None
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -262,15 +273,38 @@ class DemoRun:
                 )
 
     def start_task(self, label: str, task_definition_arn: str) -> LocalTask:
-        env = container_environment(self.clients.ecs, task_definition_arn, CONTAINER_NAME)
+        env = container_environment(
+            self.clients.ecs, task_definition_arn, CONTAINER_NAME, self.clients.secretsmanager
+        )
         task = LocalTask(label, env, self.platform_env, self.work_dir / f"task-{label}")
         self.tasks.append(task)
         return task.start()
 
-    def open_stream(self, task: LocalTask, clip: Path) -> BackgroundStream:
-        stream = BackgroundStream(task.ws_url, clip, environment_without_aws())
+    def open_stream(self, task: LocalTask, clip: Path, token: str | None = None) -> BackgroundStream:
+        stream = BackgroundStream(task.ws_url, clip, environment_without_aws(), token or self.token)
         self.streams.append(stream)
         return stream
 
-    def transcribe(self, task: LocalTask) -> Transcription:
-        return transcribe(task.ws_url, self.result.clip, environment_without_aws())
+    def transcribe(self, task: LocalTask, token: str | None = None) -> Transcription:
+        return transcribe(task.ws_url, self.result.clip, environment_without_aws(), token=token or self.token)
+
+    def try_client(self, task: LocalTask, token: str | None) -> ClientRun:
+        """The real client with this token (None: none at all), whatever the outcome."""
+        return run_client(task.ws_url, self.result.clip, environment_without_aws(), token)
+
+    def tokens_tool(self, *args: str) -> dict[str, Any]:
+        """The real `make rotate-tokens` path: ``python -m ops.tokens`` against moto. The cluster
+        and service come from the SSM names Terraform publishes, as in AWS; --no-wait because the
+        demo plays ECS's part (moto runs no deployments)."""
+        completed = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "ops.tokens", *args, "--env", self.names.environment, "--no-wait"],
+            capture_output=True,
+            env={**environment_without_aws(), **self.platform_env, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise DemoError(f"ops.tokens {args[0]} failed: {completed.stderr.decode()[-800:]}")
+        report: dict[str, Any] = json.loads(completed.stdout.decode())
+        return report

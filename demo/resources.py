@@ -100,6 +100,11 @@ class StackNames:
         return f"{self.name}-alerts-inbox"
 
     @property
+    def client_tokens_secret(self) -> str:
+        """terraform/secrets.tf: the Secrets Manager secret ECS injects as AUTH_TOKENS."""
+        return f"{self.name}/client-tokens"
+
+    @property
     def capacity_parameter(self) -> str:
         """SAM's CapacityParameter: night_scaler keeps the day capacity here."""
         return f"/{self.project}/{self.environment}/night-scaler/saved-capacity"
@@ -169,12 +174,18 @@ def container_environment(
         "TMPDIR": "/tmp",  # noqa: S108
         "MODEL_URI": model_uri,
         "MODEL_SHA256": model_sha256,
+        "REQUIRE_AUTH": "true",
     }
     return [{"name": key, "value": environment[key]} for key in sorted(environment)]
 
 
 def task_definition(
-    names: StackNames, image: str, model_uri: str, model_sha256: str, golden: dict[str, str] | None = None
+    names: StackNames,
+    image: str,
+    model_uri: str,
+    model_sha256: str,
+    tokens_secret_arn: str,
+    golden: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The first task definition, as Terraform registers it (Fargate CPU flavour)."""
     return {
@@ -208,6 +219,8 @@ def task_definition(
                         "awslogs-stream-prefix": "asr",
                     },
                 },
+                # terraform/ecs.tf: the client tokens come from the secret, never plain environment.
+                "secrets": [{"name": "AUTH_TOKENS", "valueFrom": tokens_secret_arn}],
                 # SIGTERM, then up to stopTimeout for open streams to get their finals (> DRAIN_TIMEOUT_S).
                 "stopTimeout": 120,
             }
@@ -274,6 +287,10 @@ class AwsClients:
         return self.client("logs")
 
     @cached_property
+    def secretsmanager(self) -> Any:
+        return self.client("secretsmanager")
+
+    @cached_property
     def autoscaling(self) -> Any:
         return self.client("application-autoscaling")
 
@@ -289,6 +306,7 @@ class Stack:
     alert_topic_arn: str = ""
     ecr_repository_uri: str = ""
     first_task_definition_arn: str = ""
+    client_tokens_secret_arn: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     def lambda_environment(self, function: str) -> dict[str, str]:
@@ -397,6 +415,14 @@ def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
     )
 
 
+def create_client_tokens_secret(aws: AwsClients, stack: Stack) -> str:
+    """terraform/secrets.tf: the client-tokens secret, created without a value (Terraform never
+    writes one; `make rotate-tokens` does)."""
+    arn = str(aws.secretsmanager.create_secret(Name=stack.names.client_tokens_secret)["ARN"])
+    stack.client_tokens_secret_arn = arn
+    return arn
+
+
 def create_service(
     aws: AwsClients,
     stack: Stack,
@@ -423,8 +449,11 @@ def create_service(
     )["repository"]
     stack.ecr_repository_uri = repository["repositoryUri"]
     aws.ecs.create_cluster(clusterName=names.cluster)
+    secret_arn = stack.client_tokens_secret_arn or create_client_tokens_secret(aws, stack)
     registered = aws.ecs.register_task_definition(
-        **task_definition(names, f"{stack.ecr_repository_uri}:v1", model_uri, model_sha256, golden)
+        **task_definition(
+            names, f"{stack.ecr_repository_uri}:v1", model_uri, model_sha256, secret_arn, golden
+        )
     )
     stack.first_task_definition_arn = registered["taskDefinition"]["taskDefinitionArn"]
     aws.ecs.create_service(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from demo.narration import Narrator
 from demo.resources import (
     CONTAINER_NAME,
     create_automation_backing,
+    create_client_tokens_secret,
     create_model_uploaded_rule,
     create_models_bucket,
     create_service,
@@ -28,6 +30,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The demo model reads its own clips without an error (measured WER 0.0); a wrong model reads
 #: them at WER ~1.0. 0.1 leaves room for a retrained demo model and none for a broken one.
 GOLDEN_MAX_WER = 0.1
+
+#: The demo's one named client (AUTH_TOKENS maps client names to their tokens' SHA-256).
+DEMO_CLIENT = "demo-app"
+
+
+def _masked(token: str) -> str:
+    return f"{token[:4]}…({len(token)} characters)"
+
+
+def _masked_table(text: str) -> str:
+    """AUTH_TOKENS as a task got it, digests shortened (it holds no usable token anyway)."""
+    return re.sub(r"(sha256:[0-9a-f]{8})[0-9a-f]{56}", r"\1…", json.dumps(json.loads(text)))
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,20 @@ def step_1_stack(run: DemoRun, inputs: DemoInputs) -> None:
     say.fact("  with its golden set", f"{_relative(inputs.golden_set)} → {first.golden_set}")
     create_model_uploaded_rule(run.clients, run.stack)
     create_automation_backing(run.clients, run.stack)
+    secret_arn = create_client_tokens_secret(run.clients, run.stack)
+    say.fact(
+        "client-tokens secret", f"{names.client_tokens_secret} (created without a value, like Terraform)"
+    )
+    first_clients = run.tokens_tool(
+        "add", "--client", DEMO_CLIENT, "--no-rollout", "--secret-arn", secret_arn
+    )
+    run.token = first_clients["new_tokens"][DEMO_CLIENT]
+    run.result.tokens["first"] = run.token
+    say.fact(
+        "  first client written",
+        f"{DEMO_CLIENT}, version {first_clients['secret_version'][:8]}… (make rotate-tokens)",
+    )
+    say.fact("  its token, shown once", f"{_masked(run.token)}; the secret keeps only its SHA-256")
     golden = {"GOLDEN_SET": first.golden_set, "GOLDEN_MAX_WER": str(GOLDEN_MAX_WER)}
     create_service(run.clients, run.stack, first.uri, first.sha256, golden=golden)
     run.result.revisions["v1"] = run.stack.first_task_definition_arn
@@ -157,15 +185,24 @@ def step_2_first_task(run: DemoRun, inputs: DemoInputs) -> LocalTask:
     say.fact("task definition", short_arn(revision))
     say.fact("MODEL_URI", task.container_env["MODEL_URI"])
     say.fact("MODEL_SHA256", task.container_env["MODEL_SHA256"])
+    say.fact("REQUIRE_AUTH", task.container_env["REQUIRE_AUTH"])
+    run.result.first_task_auth_tokens = task.container_env["AUTH_TOKENS"]
+    say.fact("AUTH_TOKENS (secrets)", _masked_table(task.container_env["AUTH_TOKENS"]))
     ready_s = task.wait_ready()
     run.result.timings["task start → ready (v1)"] = ready_s
     say.fact("ready after", f"{ready_s:.1f} s (pid {task.pid}, ws {task.ws_url})")
     _show_golden_pass(run, task)
     text = run.transcribe(task).text
     run.result.transcripts["v1"] = text
-    say.say(f"Streamed {inputs.clip.name} through the real client (python -m asr_service.client):")
+    say.say(
+        f"Streamed {inputs.clip.name} through the real client (python -m asr_service.client) with "
+        f"{DEMO_CLIENT}'s token:"
+    )
     say.transcript("reference", inputs.reference_text)
     say.transcript("transcript (model v1)", text)
+    refused = run.try_client(task, None)
+    run.result.refused_client = refused
+    say.fact("client without a token", f"exit {refused.exit_code}: {(refused.stderr or [''])[0][:100]}")
     run.serving = task
     return task
 
@@ -547,9 +584,91 @@ def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
         raise DemoError("deploy_watch's alert does not name the golden-set gate")
 
 
-def step_8_cleanup(run: DemoRun) -> None:
+def step_8_rotate_tokens(run: DemoRun, inputs: DemoInputs) -> None:
     say, result = run.say, run.result
-    say.step(8, "Clean up and summary", "Every process the demo started is stopped.")
+    say.step(
+        8,
+        "Rotate the client token without dropping a session",
+        "`make rotate-tokens` writes a new version of the secret (the new token's SHA-256 beside the "
+        "previous one) and rolls the service like a model: a revision pinning that version, then "
+        "UpdateService. ECS starts the new task beside the old one; the old one keeps the tokens it "
+        "started with until its open sessions have ended.",
+    )
+    old, old_token = run.serving, run.token
+    if old is None or old_token is None:
+        raise DemoError("no task is serving")
+    live = run.open_stream(old, inputs.live_clip, old_token)
+    deadline = time.monotonic() + 30
+    while old.active_sessions() < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    say.say(f"A user is streaming {inputs.live_clip.name} to the serving task with the current token.")
+    before = run.service_task_definition()
+    rotate_started = time.monotonic()
+    report = run.tokens_tool("rotate", "--client", DEMO_CLIENT)
+    result.timings["rotate-tokens → new revision"] = time.monotonic() - rotate_started
+    new_token = report["new_tokens"][DEMO_CLIENT]
+    revision = run.service_task_definition()
+    previous = report["rollout"]["previous_version_id"]
+    say.fact(
+        "secret version the service runs",
+        f"{previous[:8] + '…' if previous else 'AWSCURRENT at task start'} → {report['secret_version'][:8]}…",
+    )
+    say.fact("service task definition", f"{short_arn(before)} → {short_arn(revision)}")
+    say.fact("new token, shown once", _masked(new_token))
+    if revision == before or revision != report["rollout"]["task_definition_arn"]:
+        raise DemoError("the token rotation did not move the service to a new revision")
+    new = run.start_task("tokens", revision)
+    result.token_revision_env = dict(new.container_env)
+    say.fact("new task's MODEL_URI", new.container_env["MODEL_URI"])
+    say.fact("new task's AUTH_TOKENS", _masked_table(new.container_env["AUTH_TOKENS"]))
+    ready_s = new.wait_ready()
+    result.timings["task start → ready (new tokens)"] = ready_s
+    say.fact("new task ready after", f"{ready_s:.1f} s (pid {new.pid})")
+    with_new = run.try_client(new, new_token)
+    with_old = run.try_client(new, old_token)
+    say.fact("new task, new token", f"exit {with_new.exit_code}: {with_new.text!r}")
+    say.fact("new task, previous token", f"exit {with_old.exit_code} (valid until retired)")
+    # ECS's part: the old task leaves the target group (no new sessions reach it) and the ALB
+    # gives open connections the deregistration delay (90 s) to finish; then SIGTERM.
+    say.say("ECS deregisters the old task; its open session carries on with the previous token:")
+    drain_started = time.monotonic()
+    while old.active_sessions() > 0 and time.monotonic() - drain_started < 90:
+        time.sleep(0.2)
+    code, final, _notes = live.finish()
+    stop = old.stop()
+    summaries = [
+        r for r in old.log_events() if r.get("event") == "session_summary" and r.get("client") == DEMO_CLIENT
+    ]
+    live_summary = summaries[-1] if summaries else {}
+    say.fact("the live user's session", f'exit {code}, final text: "{final}"')
+    say.fact(
+        "  its session_summary",
+        f"client={live_summary.get('client')} close_code={live_summary.get('close_code')} "
+        f"audio_seconds={live_summary.get('audio_seconds')}",
+    )
+    say.fact("old task", f"then SIGTERM: exited {stop.exit_code} after {stop.seconds:.1f} s")
+    result.rotation = {
+        "report": report,
+        "new_token_on_new_task": with_new,
+        "old_token_on_new_task": with_old,
+        "old_task_exit": stop.exit_code,
+        "live_exit": code,
+        "live_final": final,
+        "live_summary": live_summary,
+        "revision": revision,
+        "previous_revision": before,
+    }
+    result.tokens["rotated"] = new_token
+    run.token, run.serving = new_token, new
+    say.say(
+        "Once every client uses its new token: `make rotate-tokens ENV=... RETIRE=1` drops the previous "
+        "one the same way (a new version, a new revision, a drained old task)."
+    )
+
+
+def step_9_cleanup(run: DemoRun) -> None:
+    say, result = run.say, run.result
+    say.step(9, "Clean up and summary", "Every process the demo started is stopped.")
     if run.serving is not None and run.serving.running():
         # What an operator's scraper (and, as EMF, CloudWatch) sees: read back before the stop.
         result.latency = latency_summaries(run.serving.prometheus_text())
@@ -575,6 +694,7 @@ def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
     """The whole loop; always stops moto and every task, also when a step fails."""
     run = DemoRun(work_dir, say)
     run.result.clip = inputs.clip
+    run.result.work_dir = work_dir
     run.result.reference_text = inputs.reference_text
     started = time.monotonic()
     try:
@@ -585,8 +705,9 @@ def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
         step_5_alerts_and_night(run)
         step_6_corrupt_model(run, inputs)
         step_7_wrong_model(run, inputs)
+        step_8_rotate_tokens(run, inputs)
         run.result.timings["whole demo"] = time.monotonic() - started
-        step_8_cleanup(run)
+        step_9_cleanup(run)
     finally:
         run.close()
     return run.result

@@ -42,13 +42,47 @@ class StopReport:
     log_tail: list[str]
 
 
-def container_environment(ecs: Any, task_definition_arn: str, container_name: str) -> dict[str, str]:
-    """The env vars ECS would give the container ``container_name`` of this revision."""
+def container_environment(
+    ecs: Any, task_definition_arn: str, container_name: str, secretsmanager: Any = None
+) -> dict[str, str]:
+    """The env vars ECS would give the container ``container_name`` of this revision.
+
+    Plain ``environment`` entries as they are, and each ``secrets`` entry resolved the way the ECS
+    agent resolves it at task start (with the execution role): GetSecretValue of the secret named
+    by ``valueFrom``, at its pinned version if it names one, else its AWSCURRENT version.
+    """
     definition = ecs.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
     for container in definition["containerDefinitions"]:
         if container["name"] == container_name:
-            return {item["name"]: item["value"] for item in container.get("environment", [])}
+            env = {item["name"]: item["value"] for item in container.get("environment", [])}
+            for item in container.get("secrets", []):
+                if secretsmanager is None:
+                    raise TaskStartError(f"{item['name']} is a secret: no Secrets Manager client", None, [])
+                env[item["name"]] = resolve_secret(secretsmanager, item["valueFrom"])
+            return env
     raise KeyError(f"{task_definition_arn} has no container named {container_name!r}")
+
+
+def resolve_secret(secretsmanager: Any, value_from: str) -> str:
+    """ECS's ``valueFrom`` forms for Secrets Manager: ARN[:json-key:version-stage:version-id]."""
+    parts = value_from.split(":")
+    if len(parts) < 7 or parts[2] != "secretsmanager":
+        raise TaskStartError(f"only Secrets Manager secrets are resolved here, not {parts[2:3]}", None, [])
+    arn = ":".join(parts[:7])
+    json_key, stage, version = ([*parts[7:], "", "", ""])[:3]
+    request: dict[str, str] = {"SecretId": arn}
+    if version:
+        request["VersionId"] = version
+    elif stage:
+        request["VersionStage"] = stage
+    try:
+        text = str(secretsmanager.get_secret_value(**request)["SecretString"])
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        # What ECS reports when the secret has no value yet: the task never starts.
+        raise TaskStartError(
+            f"ResourceInitializationError: unable to retrieve secret {arn} (no value)", None, []
+        ) from None
+    return str(json.loads(text)[json_key]) if json_key else text
 
 
 class LocalTask:
@@ -210,8 +244,18 @@ class Transcription:
     seconds: float
 
 
-def transcribe(ws_url: str, audio_file: Path, env: dict[str, str], timeout_s: float = 120) -> Transcription:
-    """Stream ``audio_file`` through the real client CLI; its last stdout line is the transcript."""
+@dataclass(frozen=True)
+class ClientRun:
+    exit_code: int
+    text: str
+    stderr: list[str]
+    seconds: float
+
+
+def run_client(
+    ws_url: str, audio_file: Path, env: dict[str, str], token: str | None = None, timeout_s: float = 120
+) -> ClientRun:
+    """Stream ``audio_file`` through the real client CLI (the token in ``ASR_TOKEN``, not argv)."""
     started = time.monotonic()
     completed = subprocess.run(  # noqa: S603 (our own interpreter and module)
         [
@@ -225,28 +269,39 @@ def transcribe(ws_url: str, audio_file: Path, env: dict[str, str], timeout_s: fl
             "--no-realtime",
         ],
         capture_output=True,
-        env={**env, "PYTHONPATH": str(REPO_ROOT)},
+        env={**env, "PYTHONPATH": str(REPO_ROOT), **({"ASR_TOKEN": token} if token else {})},
         cwd=REPO_ROOT,
         timeout=timeout_s,
         check=False,
     )
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"client exited {completed.returncode}: {completed.stderr.decode(errors='replace')[-800:]}"
-        )
     lines = completed.stdout.decode(errors="replace").strip().splitlines()
-    return Transcription(text=lines[-1].strip() if lines else "", seconds=time.monotonic() - started)
+    return ClientRun(
+        exit_code=completed.returncode,
+        text=lines[-1].strip() if lines else "",
+        stderr=completed.stderr.decode(errors="replace").strip().splitlines()[-3:],
+        seconds=time.monotonic() - started,
+    )
+
+
+def transcribe(
+    ws_url: str, audio_file: Path, env: dict[str, str], timeout_s: float = 120, token: str | None = None
+) -> Transcription:
+    """Stream ``audio_file`` through the real client CLI; its last stdout line is the transcript."""
+    ran = run_client(ws_url, audio_file, env, token, timeout_s)
+    if ran.exit_code != 0:
+        raise RuntimeError(f"client exited {ran.exit_code}: {' | '.join(ran.stderr)[-800:]}")
+    return Transcription(text=ran.text, seconds=ran.seconds)
 
 
 class BackgroundStream:
     """The real client streaming a file at real-time pace in the background (a live user)."""
 
-    def __init__(self, ws_url: str, audio_file: Path, env: dict[str, str]) -> None:
+    def __init__(self, ws_url: str, audio_file: Path, env: dict[str, str], token: str | None = None) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "asr_service.client", "--server", ws_url, "--audio-file", str(audio_file)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**env, "PYTHONPATH": str(REPO_ROOT)},
+            env={**env, "PYTHONPATH": str(REPO_ROOT), **({"ASR_TOKEN": token} if token else {})},
             cwd=REPO_ROOT,
         )
 

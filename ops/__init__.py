@@ -1,4 +1,4 @@
-"""Operator commands: ``python -m ops.upload_model`` and ``python -m ops.rollout``.
+"""Operator commands: ``python -m ops.upload_model``, ``python -m ops.rollout`` and ``python -m ops.tokens``.
 
 They run the same code as the Lambdas (the ``ezspeech_common`` layer in ``functions/common``),
 which is put on ``sys.path`` here when the caller has not (the Makefile and pytest do).

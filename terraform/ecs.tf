@@ -15,6 +15,8 @@ locals {
       MAX_SESSIONS    = tostring(var.max_sessions_per_task)
       # The EMF ServiceName dimension must equal the one the ActiveStreams scaling policy reads.
       SERVICE_NAME = local.service_name
+      # Never open in AWS: without client tokens (the AUTH_TOKENS secret below) the server exits.
+      REQUIRE_AUTH = "true"
       # The root filesystem is read-only; downloads and temp files go to the scratch volume.
       MODEL_CACHE_DIR = "/tmp/asr-models"
       TMPDIR          = "/tmp"
@@ -46,6 +48,11 @@ locals {
         name  = key
         value = local.container_environment[key]
       }]
+
+      # ECS reads the secret with the execution role when the task starts. This revision takes the
+      # secret's current version; `make rotate-tokens` registers revisions pinned to the version it
+      # wrote (valueFrom ARN:::VERSION_ID), so a rollback brings back the tokens of its time.
+      secrets = [{ name = "AUTH_TOKENS", valueFrom = local.client_tokens_secret_arn }]
 
       # SIGTERM, then up to stopTimeout for the server to send finals and close with 1001.
       stopTimeout            = var.stop_timeout_seconds

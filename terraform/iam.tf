@@ -1,6 +1,6 @@
 # Least privilege, with every policy written out here (no AWS managed policy on the task roles):
 # - execution role: what the ECS agent needs to start the task (pull this repository's image,
-#   write this log group);
+#   write this log group, read the client-tokens secret and decrypt it with its key);
 # - task role: what the server itself does (read model checkpoints under models/);
 # - GPU host role (gpu mode): the ECS container agent on the instances.
 # The server publishes its metrics as EMF lines on stdout, so no role needs cloudwatch:PutMetricData.
@@ -48,7 +48,7 @@ data "aws_iam_policy_document" "ecs_execution_assume" {
 # --------------------------------------------------------------------------- execution role
 resource "aws_iam_role" "execution" {
   name               = "${local.name}-task-execution"
-  description        = "ECS agent for ${local.name}: pull the asr-server image, write its logs"
+  description        = "ECS agent for ${local.name}: pull the asr-server image, write its logs, read its client tokens"
   assume_role_policy = data.aws_iam_policy_document.ecs_execution_assume.json
 }
 
@@ -74,6 +74,28 @@ data "aws_iam_policy_document" "execution" {
     sid       = "WriteContainerLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.asr.arn}:*"]
+  }
+
+  # The `secrets` entry of the task definition: this one secret, any of its versions.
+  statement {
+    sid       = "ReadClientTokens"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [local.client_tokens_secret_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.client_tokens_kms_key_arn == null ? [] : [local.client_tokens_kms_key_arn]
+    content {
+      sid       = "DecryptClientTokens"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
   }
 }
 

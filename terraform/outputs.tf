@@ -49,3 +49,8 @@ output "dashboard_name" {
   description = "CloudWatch dashboard of the service (README operations: the dashboard; open it in the CloudWatch console under Dashboards)."
   value       = aws_cloudwatch_dashboard.asr.dashboard_name
 }
+
+output "client_tokens_secret_arn" {
+  description = "ARN of the client-tokens secret (the ARN only, never a value). `make rotate-tokens` finds it in the task definition; README deploy step: write the first clients."
+  value       = local.client_tokens_secret_arn
+}

@@ -372,12 +372,40 @@ variable "initial_model_sha256" {
 
 variable "extra_environment" {
   type        = map(string)
-  description = "Further server settings as env vars (see the README configuration table), e.g. { BATCH_MAX_SIZE = \"32\" }. Not for secrets."
+  description = "Further server settings as env vars (see the README configuration table), e.g. { BATCH_MAX_SIZE = \"32\" }. Not for secrets: client tokens come from the client-tokens secret (secrets.tf)."
   default     = {}
 
   validation {
     condition     = alltrue([for k in keys(var.extra_environment) : can(regex("^[A-Z][A-Z0-9_]*$", k))])
     error_message = "extra_environment keys must be upper-case env var names."
+  }
+
+  validation {
+    condition     = !contains(keys(var.extra_environment), "AUTH_TOKENS") && !contains(keys(var.extra_environment), "REQUIRE_AUTH")
+    error_message = "AUTH_TOKENS comes from the client-tokens secret (never plain environment) and REQUIRE_AUTH is always true; remove them from extra_environment."
+  }
+}
+
+# ------------------------------------------------------------------------------ client tokens
+variable "client_tokens_secret_arn" {
+  type        = string
+  description = "Full ARN (with its 6-character suffix) of an existing Secrets Manager secret holding the client tokens (JSON, see the README). null: Terraform creates <project>-<environment>/client-tokens with a KMS key of its own."
+  default     = null
+
+  validation {
+    condition     = var.client_tokens_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$", var.client_tokens_secret_arn))
+    error_message = "client_tokens_secret_arn must be null or the full ARN of a Secrets Manager secret (ending in -XXXXXX)."
+  }
+}
+
+variable "client_tokens_kms_key_arn" {
+  type        = string
+  description = "ARN of the KMS key that encrypts the client-tokens secret; the task execution role may decrypt with it, through Secrets Manager only. null: the key Terraform creates (or, for a given secret, the AWS managed key)."
+  default     = null
+
+  validation {
+    condition     = var.client_tokens_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.client_tokens_kms_key_arn))
+    error_message = "client_tokens_kms_key_arn must be null or a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)."
   }
 }
 

@@ -13,6 +13,7 @@ import json
 import pytest
 from moto import mock_aws
 
+from asr_service.auth import Client, parse_client_tokens
 from demo.flow import short_arn
 from demo.models import prepare_inputs
 from demo.narration import Narrator
@@ -25,7 +26,7 @@ from demo.resources import (
     create_service,
     publish_names,
 )
-from demo.steps import run_demo
+from demo.steps import DEMO_CLIENT, run_demo
 
 slow = pytest.mark.slow
 #: The shipped demo model on the demo clip, through the whole S3 → server → client path.
@@ -57,6 +58,14 @@ def test_resource_description_builds_and_routes_only_model_uploads_to_the_rule_t
     )
     service = aws.ecs.describe_services(cluster=names.cluster, services=[names.service])["services"][0]
     assert service["taskDefinition"] == stack.first_task_definition_arn
+    # Like Terraform: the tokens come from the secret through `secrets`, never plain environment.
+    (container,) = aws.ecs.describe_task_definition(taskDefinition=stack.first_task_definition_arn)[
+        "taskDefinition"
+    ]["containerDefinitions"]
+    assert container["secrets"] == [{"name": "AUTH_TOKENS", "valueFrom": stack.client_tokens_secret_arn}]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment["REQUIRE_AUTH"] == "true" and "AUTH_TOKENS" not in environment
+    assert stack.client_tokens_secret_arn.split(":secret:")[1].startswith(names.client_tokens_secret + "-")
     for function in ("model_rollout", "scan_alert", "night_scaler", "deploy_watch"):
         assert all(stack.lambda_environment(function).values()), function
 
@@ -180,3 +189,49 @@ def test_a_valid_but_wrong_model_fails_its_golden_gate_and_the_alert_names_it(de
     (alert,) = demo_run.alerts["gate"]
     assert "golden-set gate, WER 1.00 > 0.1" in alert["subject"]
     assert "golden gate:   FAILED, WER 1.000 above GOLDEN_MAX_WER 0.1" in alert["message"]
+
+
+@slow
+def test_the_task_gets_its_tokens_from_the_secret_and_a_client_without_one_is_refused(demo_run):
+    table = parse_client_tokens(demo_run.first_task_auth_tokens)
+    assert table.names == (DEMO_CLIENT,)
+    assert table.match(demo_run.tokens["first"]) == Client(DEMO_CLIENT)
+    assert demo_run.tokens["first"] not in demo_run.first_task_auth_tokens  # only its SHA-256
+    refused = demo_run.refused_client
+    assert refused is not None and refused.exit_code == 1
+    assert any("unauthorized" in line for line in refused.stderr)
+    assert demo_run.transcripts["v1"]  # the client with the token transcribed
+
+
+@slow
+def test_token_rotation_keeps_the_open_session_and_accepts_both_tokens_on_the_new_task(demo_run):
+    rotation = demo_run.rotation
+    assert rotation["revision"] != rotation["previous_revision"]
+    assert rotation["report"]["rollout"]["status"] == "started"
+    # The new task pins the new version, still serves model v2, and accepts both tokens.
+    env = demo_run.token_revision_env
+    assert env["MODEL_URI"] == demo_run.models["v2"].uri
+    table = parse_client_tokens(env["AUTH_TOKENS"])
+    for token in (demo_run.tokens["rotated"], demo_run.tokens["first"]):
+        assert table.match(token) == Client(DEMO_CLIENT)
+    assert rotation["new_token_on_new_task"].exit_code == 0
+    assert rotation["new_token_on_new_task"].text == demo_run.transcripts["v1"]
+    assert rotation["old_token_on_new_task"].exit_code == 0
+    # The session opened with the previous token on the old task ran to its end: done, 1000.
+    assert rotation["live_exit"] == 0 and rotation["live_final"].strip()
+    assert rotation["live_summary"]["close_code"] == 1000
+    assert rotation["live_summary"]["client"] == DEMO_CLIENT
+    assert rotation["old_task_exit"] == 0
+
+
+@slow
+def test_no_token_reaches_a_task_log_or_moto(demo_run):
+    """Every log the demo kept (each task's JSON lines, moto's) is free of the tokens it used."""
+    logs = [path for path in demo_run.work_dir.rglob("*.log") if path.is_file()]
+    assert any(path.parent.name == "task-tokens" for path in logs)
+    tokens = (demo_run.tokens["first"], demo_run.tokens["rotated"])
+    for path in logs:
+        text = path.read_text(errors="replace")
+        assert not any(token in text for token in tokens), path
+    task_log = (demo_run.work_dir / "task-tokens" / "task.log").read_text()
+    assert f'"client": "{DEMO_CLIENT}"' in task_log

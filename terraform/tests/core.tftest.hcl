@@ -62,6 +62,12 @@ mock_provider "aws" {
   mock_resource "aws_s3_bucket" {
     defaults = { arn = "arn:aws:s3:::ezspeech-test-bucket" }
   }
+  mock_resource "aws_secretsmanager_secret" {
+    defaults = { arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ezspeech-test/client-tokens-AbCdEf" }
+  }
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000001" }
+  }
   mock_resource "aws_cloudwatch_log_group" {
     defaults = { arn = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/ezspeech-test/asr-server" }
   }
@@ -163,6 +169,56 @@ run "cpu_mode_dev" {
     condition     = aws_ssm_parameter.names["cluster-name"].name == "/ezspeech/dev/cluster-name"
     error_message = "SSM names live under /<project>/<environment>/"
   }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].secrets == [{ name = "AUTH_TOKENS", valueFrom = aws_secretsmanager_secret.client_tokens[0].arn }]
+    error_message = "AUTH_TOKENS must come from the created client-tokens secret through `secrets`"
+  }
+  assert {
+    condition = (
+      !contains(jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[*].name, "AUTH_TOKENS") &&
+      jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[index(jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[*].name, "REQUIRE_AUTH")].value == "true"
+    )
+    error_message = "tokens never in plain environment; REQUIRE_AUTH=true"
+  }
+  assert {
+    condition     = aws_secretsmanager_secret.client_tokens[0].name == "ezspeech-dev/client-tokens" && aws_secretsmanager_secret.client_tokens[0].kms_key_id == aws_kms_key.client_tokens[0].arn
+    error_message = "the created secret is <project>-<env>/client-tokens, encrypted with its own key"
+  }
+  assert {
+    condition     = output.client_tokens_secret_arn == aws_secretsmanager_secret.client_tokens[0].arn
+    error_message = "the output names the secret's ARN"
+  }
+}
+
+run "given_client_tokens_secret" {
+  command = apply
+
+  variables {
+    environment               = "dev"
+    capacity_mode             = "cpu"
+    client_tokens_secret_arn  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:shared/asr-clients-Zx9Yw8"
+    client_tokens_kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+  }
+
+  assert {
+    condition     = length(aws_secretsmanager_secret.client_tokens) == 0 && length(aws_kms_key.client_tokens) == 0
+    error_message = "a given secret is used as is: Terraform creates neither a secret nor a key"
+  }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].secrets[0].valueFrom == var.client_tokens_secret_arn
+    error_message = "the task reads the given secret"
+  }
+}
+
+run "tokens_in_extra_environment_are_rejected" {
+  command = plan
+
+  variables {
+    environment       = "dev"
+    extra_environment = { AUTH_TOKENS = "plain-text-token" }
+  }
+
+  expect_failures = [var.extra_environment]
 }
 
 run "idle_timeout_below_300_is_rejected" {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from asr_service.auth import Client, ClientTable
 from asr_service.settings import Settings, SettingsError, load_settings, settings_table
 
 
@@ -20,7 +21,8 @@ def test_env_vars_are_read_and_flags_win():
     env = {"SERVER_PORT": "9000", "HEALTH_PORT": "9001", "AUTH_TOKENS": " a, b ,", "LOG_LEVEL": "debug"}
     settings = load_settings(["--port", "9100", "--model-path", "/m.pt"], env)
     assert settings.port == 9100 and settings.health_port == 9001
-    assert settings.auth_tokens == ("a", "b") and settings.log_level == "DEBUG"
+    assert settings.auth_tokens.names == ("token-1", "token-2") and settings.log_level == "DEBUG"
+    assert settings.auth_tokens.match("b") == Client("token-2") and settings.auth_tokens.match("c") is None
     assert settings.model_path == "/m.pt"
 
 
@@ -66,7 +68,7 @@ def test_bad_values_raise_a_settings_error_naming_them(env, message):
 
 
 def test_tokens_are_not_shown_in_the_settings_repr():
-    assert "secret" not in repr(Settings(auth_tokens=("secret",)))
+    assert "secret" not in repr(Settings(auth_tokens=ClientTable.from_tokens(["secret"])))
 
 
 def test_every_setting_has_a_documented_row():
@@ -75,3 +77,16 @@ def test_every_setting_has_a_documented_row():
         r[0] for r in rows
     }
     assert all(flag.startswith("--") and text for _env, flag, _default, text in rows)
+
+
+def test_tokens_given_programmatically_are_whole_tokens_or_the_env_text():
+    assert Settings(auth_tokens=("ab", "cd")).auth_tokens.match("ab") == Client("token-1")  # type: ignore[arg-type]
+    from_text = Settings(auth_tokens='{"web": "tok"}')  # type: ignore[arg-type]
+    assert from_text.auth_tokens.match("tok") == Client("web") and from_text.auth_tokens.match("t") is None
+
+
+def test_require_auth_without_tokens_names_the_fix():
+    with pytest.raises(SettingsError, match="REQUIRE_AUTH is true but AUTH_TOKENS holds no client token"):
+        load_settings(["--require-auth", "true"], {})
+    settings = load_settings([], {"REQUIRE_AUTH": "true", "AUTH_TOKENS": '{"web": "tok"}'})
+    assert settings.require_auth and settings.auth_tokens.names == ("web",)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from asr_service import auth
 from asr_service import metrics as server_metrics
 from asr_service import settings as server_settings
 from asr_service.http import HttpServer, add_health_routes
@@ -125,7 +126,13 @@ def test_the_task_definition_environment_passes_the_server_validation(tf: Terraf
     entries = re.findall(r"([A-Z][A-Z0-9_]*) = (.+?)(?=, [A-Z][A-Z0-9_]* = |$)", first_map.group(1))
     environ = {name: _resolve(value, tf, gpu) for name, value in entries}
     assert environ["DEVICE"] == ("cuda" if gpu else "cpu")
+    # Without the secret's value the task must not start: the service is never open in AWS.
+    with pytest.raises(server_settings.SettingsError, match="REQUIRE_AUTH is true"):
+        server_settings.load_settings([], environ=environ)
+    # With it (what ECS resolves from the `secrets` entry: the secret's JSON text) it starts.
+    environ["AUTH_TOKENS"] = json.dumps({"web": auth.hash_token("t0ken"), "batch": {"tokens": ["raw"]}})
     settings = server_settings.load_settings([], environ=environ)
+    assert settings.auth_tokens.names == ("web", "batch") and settings.require_auth
     assert (settings.port, settings.health_port) == (tf.locals["websocket_port"], tf.locals["health_port"])
     assert settings.drain_timeout_s == tf.variables["drain_timeout_seconds"]["default"]
     assert settings.service_name == environ["SERVICE_NAME"]
@@ -149,6 +156,71 @@ def test_model_cache_is_on_the_writable_scratch_volume(
         'mountPoints = [{sourceVolume = "scratch", containerPath = "/tmp"'
         in tf.locals["container_definition"]
     )
+
+
+# ------------------------------------------------------------------------------ client tokens
+def test_client_tokens_reach_the_container_only_through_the_secrets_entry(tf: TerraformConfig) -> None:
+    definition = tf.locals["container_definition"]
+    assert 'secrets = [{name = "AUTH_TOKENS", valueFrom = local.client_tokens_secret_arn}]' in definition
+    assert "AUTH_TOKENS" not in terraform_env_names(tf)
+    assert 'REQUIRE_AUTH = "true"' in tf.locals["container_environment"]
+    assert {"AUTH_TOKENS", "REQUIRE_AUTH"} <= setting_env_names()
+    # Nothing can put tokens into the plain environment or switch auth off.
+    guards = [v["condition"] for v in tf.variables["extra_environment"]["validation"]]
+    assert any('"AUTH_TOKENS"' in g and '"REQUIRE_AUTH"' in g for g in guards)
+    # The ARN comes from the created secret unless one is given.
+    assert tf.locals["client_tokens_secret_arn"] == (
+        "${(local.create_client_tokens_secret ? aws_secretsmanager_secret.client_tokens[0].arn"
+        " : var.client_tokens_secret_arn)}"
+    )
+
+
+def test_the_secret_is_named_after_the_stack_and_encrypted_with_its_own_key(tf: TerraformConfig) -> None:
+    secret = tf.resource("aws_secretsmanager_secret", "client_tokens")
+    assert secret["name"] == "${local.name}/client-tokens"
+    assert secret["count"] == "${local.create_client_tokens_secret ? 1 : 0}"
+    assert "aws_kms_key.client_tokens[0].arn" in secret["kms_key_id"]
+    assert tf.resource("aws_kms_key", "client_tokens")["enable_key_rotation"] is True
+    resources = pytest.importorskip("demo.resources")
+    names = resources.StackNames(environment="dev")
+    assert secret["name"].replace("${local.name}", names.name) == names.client_tokens_secret
+
+
+def test_only_the_execution_role_may_read_the_secret_and_only_that_one(tf: TerraformConfig) -> None:
+    documents = tf.data["aws_iam_policy_document"]
+    execution = documents["execution"]
+    reads = [s for s in execution["statement"] if any(a.startswith("secretsmanager:") for a in s["actions"])]
+    assert [(s["actions"], s["resources"]) for s in reads] == [
+        (["secretsmanager:GetSecretValue"], ["${local.client_tokens_secret_arn}"])
+    ]
+    (dynamic,) = [block["statement"] for block in execution["dynamic"]]
+    assert dynamic["for_each"] == (
+        "${local.client_tokens_kms_key_arn == null ? [] : [local.client_tokens_kms_key_arn]}"
+    )
+    (decrypt,) = dynamic["content"]
+    assert decrypt["actions"] == ["kms:Decrypt"] and decrypt["resources"] == ["${statement.value}"]
+    assert decrypt["condition"] == [
+        {
+            "test": "StringEquals",
+            "variable": "kms:ViaService",
+            "values": ["secretsmanager.${local.region}.amazonaws.com"],
+        }
+    ]
+    # No other policy (the task role included: the server never calls Secrets Manager) touches it.
+    for name, document in documents.items():
+        if name == "execution":
+            continue
+        for statement in document.get("statement", []):
+            assert not any(a.startswith(("secretsmanager:", "kms:")) for a in statement["actions"]), name
+
+
+def test_terraform_never_holds_a_token(tf: TerraformConfig) -> None:
+    """The secret's value is written by `make rotate-tokens`, never by Terraform: so no token is in
+    the state, a plan or an output."""
+    assert "aws_secretsmanager_secret_version" not in tf.resources
+    output_text = json.dumps(tf.outputs)
+    assert "secret_string" not in output_text and "secret_version" not in output_text
+    assert tf.outputs["client_tokens_secret_arn"]["value"] == "${local.client_tokens_secret_arn}"
 
 
 # ------------------------------------------------------------------------------ metrics

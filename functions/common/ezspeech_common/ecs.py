@@ -118,6 +118,21 @@ def with_container_environment(
     return {**task_definition, "containerDefinitions": containers}
 
 
+def with_container_secret(
+    task_definition: dict[str, Any], container_name: str, name: str, value_from: str
+) -> dict[str, Any]:
+    """A copy of ``task_definition`` whose container ``container_name`` reads ``name`` from ``value_from``."""
+    find_container(task_definition, container_name)
+    containers = []
+    for container in task_definition["containerDefinitions"]:
+        if container.get("name") == container_name:
+            secrets = [s for s in container.get("secrets", []) if s.get("name") != name]
+            secrets.append({"name": name, "valueFrom": value_from})
+            container = {**container, "secrets": sorted(secrets, key=lambda s: str(s["name"]))}
+        containers.append(container)
+    return {**task_definition, "containerDefinitions": containers}
+
+
 def copyable_tags(tags: dict[str, str]) -> dict[str, str]:
     """Tags a new revision may carry: ``aws:`` tags are reserved and cannot be set by callers."""
     return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}

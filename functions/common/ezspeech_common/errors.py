@@ -53,3 +53,11 @@ class RollbackTargetError(AutomationError):
 
 class GoldenSetPinError(AutomationError):
     """The golden set given with a model (object metadata ``golden-set``) is malformed or missing."""
+
+
+class ClientTokensError(AutomationError):
+    """The client-tokens secret cannot be rolled out (not wired into the task definition, or bad)."""
+
+
+class DeploymentFailedError(AutomationError):
+    """The deployment a rollout started failed, was rolled back, or did not finish in time."""
