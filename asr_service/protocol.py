@@ -55,6 +55,20 @@ class ProtocolError(Exception):
         self.close_code = close_code
 
 
+class SessionEndError(Exception):
+    """End the session: send ``event`` (why), then close with ``code``; ``reason`` is logged."""
+
+    def __init__(self, event: dict[str, Any], code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.event = event
+        self.code = code
+        self.reason = reason
+
+    @classmethod
+    def error(cls, code: str, message: str, close_code: CloseCode) -> SessionEndError:
+        return cls(error_event(code, message, close_code), close_code, code)
+
+
 # ------------------------------------------------------------------ client → server
 @dataclass(frozen=True)
 class Start:

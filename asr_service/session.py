@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import uuid
 from collections.abc import Awaitable
@@ -24,39 +23,27 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
-from asr_service import protocol
+from asr_service import admission, protocol
 from asr_service.audio import AudioFormatError, StreamingResampler, decode_pcm16
-from asr_service.auth import Client, CredentialError, authenticate
+from asr_service.auth import Client
+from asr_service.connection import (
+    close_reading_on,
+    observed_close,
+    peer_gone,
+    peer_of,
+    wait_closed_or_failed,
+)
 from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, StreamUpdate
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
-from asr_service.protocol import CloseCode, ProtocolError
+from asr_service.protocol import CloseCode, ProtocolError, SessionEndError
 from asr_service.seed_protocol import SeedAdapter
 from asr_service.settings import Settings
 
 log = get_logger(component="session")
 
 T = TypeVar("T")
-
-# Closes the WebSocket library decides by itself (we never get to send an event first).
-_LIBRARY_CLOSES = {
-    1002: "protocol_error",
-    1007: "invalid_utf8",
-    1009: "message_too_big",
-}
-
-
-# How often a session checks whether the library failed its connection (see _failed_by_library).
-_LIBRARY_CLOSE_CHECK_S = 0.25
-
-
-async def _done_within(future: asyncio.Future[Any], seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await asyncio.shield(future)
-    return future.done()
 
 
 class SessionHost(Protocol):
@@ -84,50 +71,8 @@ class SessionHost(Protocol):
     async def until_draining(self, awaitable: Awaitable[T]) -> T | None: ...
 
 
-class _SessionEndError(Exception):
-    """Internal: end the session with this event and close code."""
-
-    def __init__(self, event: dict[str, Any], code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.event = event
-        self.code = code
-        self.reason = reason
-
-    @classmethod
-    def error(cls, code: str, message: str, close_code: CloseCode) -> _SessionEndError:
-        return cls(protocol.error_event(code, message, close_code), close_code, code)
-
-
 class _PeerGoneError(Exception):
     """Internal: the connection is closed; stop everything the session is doing."""
-
-
-_REFUSALS = {
-    "draining": _SessionEndError(
-        protocol.closing_event("server_draining", CloseCode.GOING_AWAY), CloseCode.GOING_AWAY, "draining"
-    ),
-    "max_sessions": _SessionEndError.error(
-        "overloaded", "too many concurrent sessions", CloseCode.OVERLOADED
-    ),
-    "not_ready": _SessionEndError.error("not_ready", "the server is still starting", CloseCode.OVERLOADED),
-}
-
-
-def peer_of(connection: ServerConnection) -> str:
-    request = connection.request
-    if request is not None:
-        # The ALB appends the address it saw to whatever the client sent, so the last entry of
-        # the last header is the one nobody but the ALB could write. A client may repeat it.
-        forwarded = [
-            entry.strip()
-            for value in request.headers.get_all("X-Forwarded-For")
-            for entry in value.split(",")
-            if entry.strip()
-        ]
-        if forwarded:
-            return forwarded[-1][:64]
-    address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "unknown"
 
 
 class Session:
@@ -160,6 +105,10 @@ class Session:
         self._registered = False
         self._released = False
 
+    def peer_gone(self) -> bool:
+        """The client is gone even if the loop has not noticed yet (see connection.peer_gone)."""
+        return peer_gone(self.connection)
+
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         """Serve the connection to its end; never raises, always releases exactly once."""
@@ -191,9 +140,9 @@ class Session:
                     watcher.cancel()
         except* (_PeerGoneError, ConnectionClosed):
             pass  # the connection is closed: _release() records how
-        except* _SessionEndError as group:  # the pump ends the session (recognition failed)
+        except* SessionEndError as group:  # the pump ends the session (recognition failed)
             end = group.exceptions[0]
-            if isinstance(end, _SessionEndError):
+            if isinstance(end, SessionEndError):
                 with contextlib.suppress(ConnectionClosed):
                     await self._close(end.event, end.code, end.reason)
         except* Exception as group:
@@ -213,63 +162,24 @@ class Session:
                 )
             )
             await self._receive_loop()
-        except _SessionEndError as end:
+        except SessionEndError as end:
             await self._close(end.event, end.code, end.reason)
 
     async def _watch_peer(self) -> None:
-        closed = asyncio.ensure_future(self.connection.wait_closed())
-        try:
-            while not await _done_within(closed, _LIBRARY_CLOSE_CHECK_S):
-                if self._failed_by_library():
-                    break
-        finally:
-            closed.cancel()
+        await wait_closed_or_failed(self.connection, lambda: self.close_code is not None)
         raise _PeerGoneError
 
-    def _failed_by_library(self) -> bool:
-        """The library sent a close we did not decide (1002, 1007, 1009) and stopped parsing.
-
-        It then waits up to close_timeout for the TCP close, but if frames were queued when it
-        failed, reading stays paused and the client's FIN is never seen. Let it in, and end the
-        session now: the library finishes the teardown by itself.
-        """
-        state = self.connection.protocol
-        if state.state is not State.CLOSING or state.close_sent is None or self.close_code is not None:
-            return False
-        transport = self.connection.transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
-        return True
-
-    def _refusal(self) -> _SessionEndError | None:
-        refused = self._authenticate()
-        if refused is not None:
+    def _refusal(self) -> SessionEndError | None:
+        try:
+            self.client = admission.authenticate_client(self.connection, self.settings, self.metrics)
+            if self.client is not None:
+                structlog.contextvars.bind_contextvars(client=self.client.name)  # later lines name it
+                admission.check_client_limit(self.client, self.host.sessions_of, self.metrics)
+        except SessionEndError as refused:
             return refused
         # Handshakes that raced past process_request's check land here.
         reason = self.host.admission_refusal()
-        return None if reason is None else _REFUSALS[reason]
-
-    def _authenticate(self) -> _SessionEndError | None:
-        """Who is calling (``self.client``), or the ``unauthorized`` event and 1008, whatever is wrong."""
-        if not self.settings.auth_enabled:
-            return None
-        request = self.connection.request
-        try:
-            if request is None:
-                raise CredentialError("missing")
-            self.client = authenticate(self.settings.auth_tokens, request.headers, request.path)
-        except CredentialError as refused:
-            self.metrics.reject("unauthorized")
-            log.warning("auth_refused", reason=refused.reason)  # the reason only, never the credential
-            return _SessionEndError.error("unauthorized", "a valid token is required", CloseCode.POLICY)
-        structlog.contextvars.bind_contextvars(client=self.client.name)  # every later line names it
-        name, limit = self.client.name, self.client.max_sessions
-        if limit is not None and self.host.sessions_of(name) >= limit:
-            self.metrics.reject("client_session_limit", name)
-            return _SessionEndError.error(
-                "client_session_limit", f"client {name} already has {limit} open sessions", CloseCode.POLICY
-            )
-        return None
+        return None if reason is None else admission.REFUSALS[reason]
 
     def _release(self) -> None:
         if self._released:
@@ -281,20 +191,8 @@ class Session:
             self.host.release(self)
             self.metrics.client_closed(self.client.name if self.client else None)
         if self.close_code is None:
-            self.close_code, self.close_reason = self._observed_close()
+            self.close_code, self.close_reason = observed_close(self.connection)
         self._log_summary()
-
-    def _observed_close(self) -> tuple[int, str]:
-        """How a close we did not decide happened: the client's, the library's, or a lost TCP."""
-        state = self.connection.protocol
-        sent, received = state.close_sent, state.close_rcvd
-        if received is not None and (sent is None or state.close_rcvd_then_sent):
-            return received.code, "client_closed"
-        if sent is not None:
-            if "keepalive" in sent.reason:
-                return sent.code, "ping_timeout"
-            return sent.code, _LIBRARY_CLOSES.get(sent.code, "closed_by_library")
-        return 1006, "client_disconnected"
 
     def _log_summary(self) -> None:
         duration = time.monotonic() - self.started
@@ -316,48 +214,7 @@ class Session:
     async def _close(self, event: dict[str, Any], code: int, reason: str) -> None:
         self.close_code, self.close_reason = int(code), reason
         await self.send(event)
-        await self._close_connection(code, reason)
-
-    async def _close_connection(self, code: int, reason: str) -> None:
-        """The closing handshake, reading (and dropping) what the client still sends meanwhile.
-
-        websockets stops reading the socket while max_queue frames wait unread; a client that
-        was mid-stream would then never have its close frame read, and the close would hang
-        for the whole close timeout.
-        """
-        discard = asyncio.create_task(self._discard_incoming(), name=f"discard-{self.session_id}")
-        try:
-            await self.connection.close(code, reason)
-        finally:
-            discard.cancel()
-
-    async def _discard_incoming(self) -> None:
-        # decode=False: a text frame with invalid UTF-8 is dropped like the rest; decoding it
-        # while closing makes websockets wait out its close timeout instead of reading on.
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await self.connection.recv(decode=False)
-
-    def peer_gone(self) -> bool:
-        """True when the client is already gone, even if the event loop has not noticed yet.
-
-        Only the refusal path asks (server.admission_refusal at capacity): under a storm of
-        disconnects the loop can be some way behind the kernel, and a slot whose peer sent its
-        RST or FIN is free. Peeking at a duplicate of the socket consumes nothing.
-        """
-        if self.connection.state is State.CLOSED:
-            return True
-        transport = self.connection.transport
-        raw = transport.get_extra_info("socket") if transport is not None else None
-        if raw is None:
-            return True
-        try:
-            with socket.fromfd(raw.fileno(), socket.AF_INET, socket.SOCK_STREAM) as peek:
-                return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""  # b"": FIN
-        except BlockingIOError:
-            return False  # connected, nothing unread
-        except OSError:
-            return True  # ECONNRESET and the like
+        await close_reading_on(self.connection, code, reason)
 
     # ------------------------------------------------------------------ receiving
     async def _receive_loop(self) -> None:
@@ -368,12 +225,12 @@ class Session:
                     message = await self.host.until_draining(self.connection.recv())
             except TimeoutError:
                 await self.finish_stream()
-                raise _SessionEndError.error(
+                raise SessionEndError.error(
                     "idle_timeout", f"no message for {self.settings.idle_timeout_s:g} s", CloseCode.POLICY
                 ) from None
             if message is None:  # the server is draining
                 await self.finish_stream()
-                raise _REFUSALS["draining"]
+                raise admission.REFUSALS["draining"]
             self._check_size(message)
             try:
                 if isinstance(message, bytes):
@@ -384,7 +241,7 @@ class Session:
                 if error.close_code is None:
                     await self.send(protocol.error_event(error.code, error.message))
                     continue
-                raise _SessionEndError.error(error.code, error.message, error.close_code) from None
+                raise SessionEndError.error(error.code, error.message, error.close_code) from None
 
     def _check_size(self, message: str | bytes) -> None:
         limit = self.settings.max_message_bytes
@@ -395,7 +252,7 @@ class Session:
             size = len(message.encode("utf-8"))
         if size > limit:
             self.metrics.reject("message_too_big")
-            raise _SessionEndError.error(
+            raise SessionEndError.error(
                 "message_too_big", f"message of {size} bytes exceeds {limit}", CloseCode.TOO_BIG
             )
 
@@ -436,7 +293,7 @@ class Session:
                 )
             )
             self.close_code, self.close_reason = int(CloseCode.DONE), "done"
-            await self._close_connection(CloseCode.DONE, "done")
+            await close_reading_on(self.connection, CloseCode.DONE, "done")
             return True
         if isinstance(message, protocol.ConfigRequest):
             await self._seed().on_config(message)
@@ -539,7 +396,7 @@ class Session:
         now = time.monotonic()
         if update.error is not None:
             self.stream_done.set()
-            raise _SessionEndError.error(update.error, "recognition failed", CloseCode.INTERNAL)
+            raise SessionEndError.error(update.error, "recognition failed", CloseCode.INTERNAL)
         native = self.protocol_name == "native"
         if update.partial is not None and update.partial.text:
             self.partial_text = update.partial.text

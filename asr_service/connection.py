@@ -1,0 +1,137 @@
+"""What a session needs to know about its WebSocket connection beyond send and receive.
+
+websockets does the protocol; these helpers cover the edges where its defaults would let a
+session hang or miscount: who the peer is behind the load balancer, how a close that the
+service did not decide happened, a closing handshake while frames still wait unread, a
+connection the library failed, and a client that is gone before the event loop has noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+
+# Closes the WebSocket library decides by itself (the service never gets to send an event first).
+LIBRARY_CLOSES = {
+    1002: "protocol_error",
+    1007: "invalid_utf8",
+    1009: "message_too_big",
+}
+# How often a session checks whether the library failed its connection (see library_failed).
+LIBRARY_CLOSE_CHECK_S = 0.25
+
+
+def peer_of(connection: ServerConnection) -> str:
+    request = connection.request
+    if request is not None:
+        # The ALB appends the address it saw to whatever the client sent, so the last entry of
+        # the last header is the one nobody but the ALB could write. A client may repeat it.
+        forwarded = [
+            entry.strip()
+            for value in request.headers.get_all("X-Forwarded-For")
+            for entry in value.split(",")
+            if entry.strip()
+        ]
+        if forwarded:
+            return forwarded[-1][:64]
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "unknown"
+
+
+def observed_close(connection: ServerConnection) -> tuple[int, str]:
+    """How a close the service did not decide happened: the client's, the library's, or lost TCP."""
+    state = connection.protocol
+    sent, received = state.close_sent, state.close_rcvd
+    if received is not None and (sent is None or state.close_rcvd_then_sent):
+        return received.code, "client_closed"
+    if sent is not None:
+        if "keepalive" in sent.reason:
+            return sent.code, "ping_timeout"
+        return sent.code, LIBRARY_CLOSES.get(sent.code, "closed_by_library")
+    return 1006, "client_disconnected"
+
+
+async def close_reading_on(connection: ServerConnection, code: int, reason: str) -> None:
+    """The closing handshake, reading (and dropping) what the client still sends meanwhile.
+
+    websockets stops reading the socket while max_queue frames wait unread; a client that was
+    mid-stream would then never have its close frame read, and the close would hang for the
+    whole close timeout.
+    """
+    discard = asyncio.create_task(_discard_incoming(connection), name="discard-incoming")
+    try:
+        await connection.close(code, reason)
+    finally:
+        discard.cancel()
+
+
+async def _discard_incoming(connection: ServerConnection) -> None:
+    # decode=False: a text frame with invalid UTF-8 is dropped like the rest; decoding it while
+    # closing makes websockets wait out its close timeout instead of reading on.
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await connection.recv(decode=False)
+
+
+def library_failed(connection: ServerConnection) -> bool:
+    """The library sent a close nobody here decided (1002, 1007, 1009) and stopped parsing.
+
+    It then waits up to close_timeout for the TCP close, but if frames were queued when it
+    failed, reading stays paused and the client's FIN is never seen. Let it in; the caller ends
+    the session now and the library finishes the teardown by itself.
+    """
+    state = connection.protocol
+    if state.state is not State.CLOSING or state.close_sent is None:
+        return False
+    transport = connection.transport
+    if transport is not None and not transport.is_closing():
+        transport.resume_reading()
+    return True
+
+
+async def wait_closed_or_failed(connection: ServerConnection, service_closing: Callable[[], bool]) -> None:
+    """Return once the connection is closed, or the library failed it (and the service did not
+    start that close itself: ``service_closing`` tells)."""
+    closed = asyncio.ensure_future(connection.wait_closed())
+    try:
+        while not await _done_within(closed, LIBRARY_CLOSE_CHECK_S):
+            if not service_closing() and library_failed(connection):
+                return
+    finally:
+        closed.cancel()
+
+
+async def _done_within(future: asyncio.Future[Any], seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.shield(future)
+    return future.done()
+
+
+def peer_gone(connection: ServerConnection) -> bool:
+    """True when the client is already gone, even if the event loop has not noticed yet.
+
+    Only the refusal path asks (server.admission_refusal at capacity): under a storm of
+    disconnects the loop can be some way behind the kernel, and a slot whose peer sent its RST
+    or FIN is free. Peeking at a duplicate of the socket consumes nothing.
+    """
+    if connection.state is State.CLOSED:
+        return True
+    transport = connection.transport
+    raw = transport.get_extra_info("socket") if transport is not None else None
+    if raw is None:
+        return True
+    try:
+        with socket.fromfd(raw.fileno(), socket.AF_INET, socket.SOCK_STREAM) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""  # b"": FIN
+    except BlockingIOError:
+        return False  # connected, nothing unread
+    except OSError:
+        return True  # ECONNRESET and the like
