@@ -8,7 +8,8 @@ import random
 import pytest
 
 from bench.hostile import GENERATORS, InvalidText, hostile_message
-from bench.soak import SoakPlan, run_soak, table
+from bench.soak import run_soak
+from bench.soak_report import SoakPlan, table
 
 SLICE = SoakPlan(
     seed=11,
