@@ -267,7 +267,7 @@ def read_clip_pcm(path: Path) -> tuple[bytes, int]:
 async def transcribe_through_engine(engine: BatchingEngine, pcm: bytes, rate: int) -> str:
     """One clip through the sessions' path: PCM16 decode, streaming resample, engine stream, eof."""
     from asr_service.audio import StreamingResampler, decode_pcm16
-    from asr_service.engine import StreamUpdate
+    from asr_service.decoding.results import StreamUpdate
 
     loop = asyncio.get_running_loop()
     updates: asyncio.Queue[StreamUpdate] = asyncio.Queue()

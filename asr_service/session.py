@@ -34,7 +34,8 @@ from asr_service.connection import (
     peer_of,
     wait_closed_or_failed,
 )
-from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, StreamUpdate
+from asr_service.decoding.results import StreamUpdate
+from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
 from asr_service.protocol import CloseCode, ProtocolError, SessionEndError

@@ -5,7 +5,8 @@ Module paths equal EzSpeech's state-dict keys: ``preprocessor.featurizer.{window
 conv over the encodings whose last output is the CTC blank).
 
 The model attends over the whole utterance, so it is not streamable (``streaming = False``): the
-serving engine drives it through ``forward_full`` with the strategy in ``asr_service.fullcontext``.
+serving engine drives it through ``forward_full`` with the growing-window strategy
+(``asr_service.decoding.growing_window``).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class EzSpeechCTC(nn.Module):
     def stream_step(self, audio: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
         raise NotImplementedError(
             f"{ARCH} attends over the whole utterance and has no streaming step; "
-            "the engine serves it with the full-context strategy (asr_service.fullcontext)"
+            "the engine serves it with the growing-window strategy (asr_service.decoding.growing_window)"
         )
 
     def _dtype(self) -> torch.dtype:
