@@ -78,12 +78,13 @@ lock: venv ## Regenerate requirements/constraints.txt from the current .venv
 
 # ---------------------------------------------------------------------------- checks
 .PHONY: lint lint-python lint-infra test test-fast
-lint: lint-python lint-infra ## ruff, mypy, cfn-lint (source + translated SAM), checkov, hadolint
+lint: lint-python lint-infra ## ruff, mypy, import cycles, cfn-lint (source + translated SAM), checkov, hadolint
 
-lint-python: venv ## ruff + mypy
+lint-python: venv ## ruff + mypy + no import cycles between the project's modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/import_cycles.py
 
 test: setup $(TEST_PREREQS) lint ## Everything CI runs: static checks, then the whole pytest suite
 	$(PY) -m pytest
