@@ -28,7 +28,7 @@ from asr_service.engine import BatchingEngine, resolve_device
 from asr_service.golden import GoldenSetError, run_golden_gate
 from asr_service.http import HttpServer, add_health_routes
 from asr_service.logging_setup import get_logger
-from asr_service.metrics import ServiceMetrics
+from asr_service.metrics import ServiceMetrics, current_value
 from asr_service.model.interface import AcousticModel
 from asr_service.session import Session
 from asr_service.settings import Settings
@@ -111,7 +111,7 @@ class AsrServer:
         return {
             "uptime_seconds": round(time.time() - self.metrics.started_at, 3),
             "device": str(self.device),
-            "request_count": int(self.metrics.requests._value.get()),
+            "request_count": int(current_value(self.metrics.requests)),
             "sample_rate": self.engine.sample_rate if engine_ready else None,
             "chunk_duration": round(self.engine.chunk_duration_s, 4) if engine_ready else None,
             "model_loaded": engine_ready,
@@ -120,7 +120,7 @@ class AsrServer:
             "active_sessions": len(self.sessions),
             "max_sessions": self.settings.max_sessions,
             "rejected_sessions": int(self.metrics.rejected_total()),
-            "audio_seconds": round(self.metrics.audio_seconds._value.get(), 3),
+            "audio_seconds": round(current_value(self.metrics.audio_seconds), 3),
             "decode_strategy": self.engine.strategy_name if engine_ready else None,
             "batch_max_size": self.settings.batch_max_size,
             "batches_run": self.engine.batches_run if engine_ready else 0,
