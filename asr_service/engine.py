@@ -18,7 +18,9 @@ audio) and turns the decoders' hypotheses into partials, endpoint finals and eof
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +45,20 @@ class EngineClosedError(RuntimeError):
 
 
 Deliver = Callable[[StreamUpdate], None]
+
+
+def deliver_to_queue(queue: asyncio.Queue[StreamUpdate]) -> Deliver:
+    """A ``Deliver`` that hands updates from the engine thread to ``queue`` on the running loop.
+
+    Call it on the event loop. Once that loop is closed nobody is listening, so updates are dropped.
+    """
+    loop = asyncio.get_running_loop()
+
+    def deliver(update: StreamUpdate) -> None:  # runs in the engine thread
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, update)
+
+    return deliver
 
 
 # ---------------------------------------------------------------------------- the engine

@@ -268,14 +268,10 @@ async def transcribe_through_engine(engine: BatchingEngine, pcm: bytes, rate: in
     """One clip through the sessions' path: PCM16 decode, streaming resample, engine stream, eof."""
     from asr_service.audio import StreamingResampler, decode_pcm16
     from asr_service.decoding.results import StreamUpdate
+    from asr_service.engine import deliver_to_queue
 
-    loop = asyncio.get_running_loop()
     updates: asyncio.Queue[StreamUpdate] = asyncio.Queue()
-
-    def deliver(update: StreamUpdate) -> None:  # runs in the engine thread, like a session's
-        loop.call_soon_threadsafe(updates.put_nowait, update)
-
-    stream = engine.open_stream(deliver)
+    stream = engine.open_stream(deliver_to_queue(updates))  # as a session's stream is
     try:
         resampler = StreamingResampler(rate, engine.sample_rate)
         step = 2 * rate * _FEED_MS // 1000

@@ -35,7 +35,7 @@ from asr_service.connection import (
     wait_closed_or_failed,
 )
 from asr_service.decoding.results import StreamUpdate
-from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream
+from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, deliver_to_queue
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
 from asr_service.protocol import CloseCode, ProtocolError, SessionEndError
@@ -330,7 +330,7 @@ class Session:
         self.resampler = StreamingResampler(rate, self.engine.sample_rate)
         self.fed_samples = 0
         self.stream_done.clear()
-        self.stream = self.engine.open_stream(self._deliver_threadsafe())
+        self.stream = self.engine.open_stream(deliver_to_queue(self.updates))
 
     def reset_stream(self) -> None:
         self.stream = None
@@ -338,16 +338,6 @@ class Session:
         self.final_texts = []
         self.partial_text = ""
         self.eof_at = None
-
-    def _deliver_threadsafe(self) -> Any:
-        loop = asyncio.get_running_loop()
-        queue = self.updates
-
-        def deliver(update: StreamUpdate) -> None:  # runs in the engine thread
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
-                loop.call_soon_threadsafe(queue.put_nowait, update)
-
-        return deliver
 
     def feed(self, data: bytes) -> None:
         if self.stream is None or self.resampler is None:
