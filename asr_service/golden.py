@@ -1,4 +1,4 @@
-"""The golden-set gate: a model that loads but recognizes badly never turns ready (issue 22).
+"""The golden-set gate: a model that loads but recognizes badly never turns ready.
 
 A checkpoint can load, verify its SHA-256 and warm up, and still be wrong: a permuted token list,
 a half-trained export, a swapped file. Before ``/ready`` turns 200 the server transcribes a small

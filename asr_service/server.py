@@ -188,7 +188,8 @@ class AsrServer:
             logger=_quiet_websockets_logger(),
         )
         self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
-        # Golden-set gate (issue 22): the last check before /ready; raises GoldenSetError to exit.
+        # Golden-set gate: the last check before /ready, so a model that loads but recognizes badly
+        # never takes traffic; raises GoldenSetError to exit.
         self.model_info.update(
             await run_golden_gate(
                 self.settings, engine, str(info.get("model_sha256", "")), self.metrics.registry

@@ -24,7 +24,7 @@ import torch
 
 from asr_service.decoding.growing_window import GrowingWindowDecoder, GrowingWindowStrategy
 from asr_service.decoding.strategy import StepItem
-from asr_service.ezspeech import EzSpeechCTC, EzSpeechHParams, FeatureSettings
+from asr_service.ezspeech import EzSpeechCTC, EzSpeechHParams, FilterbankSettings
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -48,7 +48,7 @@ def build(device: torch.device, dtype: torch.dtype) -> EzSpeechCTC:
     hparams = EzSpeechHParams()
     tokens = [f"▁p{i}" for i in range(hparams.vocab_size)] + ["<blank>"]
     torch.manual_seed(0)
-    model = EzSpeechCTC(hparams, FeatureSettings(), tokens).eval().to(device)
+    model = EzSpeechCTC(hparams, FilterbankSettings(), tokens).eval().to(device)
     if dtype != torch.float32:
         # Features stay float32 (the model casts them); buffers of the featurizer too.
         model.encoder.to(dtype)

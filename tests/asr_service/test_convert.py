@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from asr_service.convert import ConversionError, convert, main
-from asr_service.ezspeech import ARCH, EzSpeechCTC, EzSpeechHParams, FeatureSettings
+from asr_service.ezspeech import ARCH, EzSpeechCTC, EzSpeechHParams, FilterbankSettings
 from asr_service.ezspeech.source import PickledObject, load_source
 from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import collapse, tokens_to_text
@@ -57,7 +57,7 @@ def test_lightning_checkpoint_converts_loads_and_transcribes(tmp_path: Path, fil
 
     # Same numbers as the architecture filled directly with the source weights.
     reference = EzSpeechCTC(
-        EzSpeechHParams.from_mapping(loaded.hparams), FeatureSettings(), loaded.tokens
+        EzSpeechHParams.from_mapping(loaded.hparams), FilterbankSettings(), loaded.tokens
     ).eval()
     reference.load_state_dict(state)
     audio = read_audio(files["wav"], 16000)

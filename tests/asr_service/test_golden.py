@@ -1,4 +1,4 @@
-"""The golden-set gate (issue 22) through the real server process: ``python -m asr_service``.
+"""The golden-set gate through the real server process: ``python -m asr_service``.
 
 A checkpoint that loads but transcribes badly (its token list rotated) must never turn ready and
 must exit 3 with one ``golden_set_failed`` line; the shipped model must pass its own golden set
