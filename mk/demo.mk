@@ -1,3 +1,4 @@
+##@ run
 # The local rehearsal of the whole loop: moto in server mode as AWS, the real server,
 # the real client, the real upload tool and the real Lambda handlers. No AWS account needed.
 .PHONY: demo

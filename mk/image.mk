@@ -27,6 +27,7 @@ $(IMAGE_APT_STAMP):
 	@[ "$$(id -u)" = 0 ] || { echo "make image-test runs rootful podman and debootstrap: run it as root" >&2; exit 1; }
 	@touch $@
 
+##@ test
 image-preflight: venv ## Static checks of DOCKERFILE (default: Dockerfile), no build
 	$(PY) -m image.image_test --dockerfile $(DOCKERFILE) --preflight-only
 

@@ -5,6 +5,7 @@
 # on development sentences, evaluate it through the streaming path and write the model card.
 DEMO_MODEL := asr_service/models/demo/demo.pt
 MODEL ?= $(DEMO_MODEL)
+##@ model
 .PHONY: demo-model eval demo-clips
 demo-model: venv system-deps ## Re-train the shipped demo model from scratch (espeak-ng speech; ~90 min on 2 cores)
 	@mkdir -p build/demo-train && date +%s > build/demo-train/started-at

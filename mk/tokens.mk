@@ -10,6 +10,7 @@
 comma := ,
 TOKENS_CLIENTS = $(foreach client,$(subst $(comma), ,$(CLIENT)),--client "$(client)")
 
+##@ operate
 rotate-tokens: venv ## New client tokens on ENV (CLIENT=a,b | ADD=name [MAX_SESSIONS=n] | RETIRE=1 | REVOKE=1), rolled out like a model
 	$(call require_env)
 	$(PY) -m ops.tokens \
