@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from asr_service.logging_setup import get_logger
 from asr_service.model.wer import edit_distance, normalize_words
-from asr_service.model_source import ModelSourceError, S3Location, download_s3, parse_s3_uri, sha256_file
+from asr_service.model_fetch import ModelSourceError, S3Location, download_s3, parse_s3_uri, sha256_file
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -253,11 +253,11 @@ def load_golden_set(spec: str, cache_dir: Path) -> GoldenSet:
 # ---------------------------------------------------------------------------- transcribing
 def read_clip_pcm(path: Path) -> tuple[bytes, int]:
     """The bytes the client would send for this file: 16-bit mono PCM, and its sample rate."""
-    from asr_service.client import ClientError, read_wav
+    from asr_service.wav import WavReadError, read_wav
 
     try:
         samples, rate = read_wav(path)
-    except ClientError as error:
+    except WavReadError as error:
         raise GoldenSetError(f"golden clip {path.name}: {error}") from None
     if samples.size == 0:
         raise GoldenSetError(f"golden clip {path.name} has no audio")

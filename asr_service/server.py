@@ -52,7 +52,7 @@ class StartupError(RuntimeError):
 def load_configured_model(settings: Settings, device: torch.device) -> tuple[AcousticModel, dict[str, Any]]:
     """MODEL_URI / MODEL_PATH / the demo model → verified, loaded model (runs in a thread)."""
     from asr_service.model.checkpoint import load_checkpoint
-    from asr_service.model_source import resolve_model
+    from asr_service.model_fetch import resolve_model
 
     resolved = resolve_model(
         settings.model_uri, settings.model_path, settings.model_sha256, settings.model_cache_dir

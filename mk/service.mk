@@ -29,7 +29,7 @@ cost-table: venv ## README cost tables: RESULTS="<CPU sweep json files> <GPU run
 ##@ run
 client: venv ## Stream AUDIO=file.wav to SERVER (default ws://localhost:8765); final transcript on stdout
 	@[ -n "$(AUDIO)" ] || { echo "usage: make client AUDIO=path.wav [SERVER=ws://host:8765]" >&2; exit 2; }
-	$(PY) -m asr_service.client --server $(or $(SERVER),ws://localhost:8765) --audio-file $(AUDIO)
+	$(PY) -m asr_client --server $(or $(SERVER),ws://localhost:8765) --audio-file $(AUDIO)
 
 ##@ test
 soak: venv system-deps ## Soak/fuzz a real server: 10k hostile messages, 3k abrupt disconnects, overload, drain (minutes)

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The project's Python: every folder whose modules import each other.
 DEFAULT_PACKAGES = (
     "asr_service",
+    "asr_client",
+    "ezspeech_convert",
     "functions/common/ezspeech_common",
     "ops",
     "demo",

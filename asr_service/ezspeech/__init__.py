@@ -1,4 +1,7 @@
-"""EzSpeech's CTC Conformer (config ``ctc_sc``): architecture, features and checkpoint layout.
+"""EzSpeech's CTC Conformer (config ``ctc_sc``): architecture and features, what serving needs.
+
+Reading EzSpeech's own files and mapping their key layout is the converter's job
+(``ezspeech_convert``, not shipped in the image).
 
 Importing this package registers the ``ezspeech_ctc_sc`` architecture with the checkpoint loader.
 """

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from asr_service.convert import convert
+from asr_client.transcribe import read_audio, transcribe_samples
 from asr_service.decoding.growing_window import STRATEGY_NAME, GrowingWindowSettings, GrowingWindowStrategy
 from asr_service.engine import BatchingEngine
 from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import tokens_to_text
 from asr_service.server import load_configured_model
-from asr_service.transcribe import read_audio, transcribe_samples
+from ezspeech_convert.convert import convert
 from tests.asr_service import ezspeech_fakes as fakes
 from tests.asr_service.conftest import http_get
 from tests.asr_service.test_engine import Collector
