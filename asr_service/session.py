@@ -232,7 +232,7 @@ class Session:
             if message is None:  # the server is draining
                 await self.finish_stream()
                 raise admission.REFUSALS["draining"]
-            self._check_size(message)
+            admission.check_message_size(message, self.settings.max_message_bytes, self.metrics)
             try:
                 if isinstance(message, bytes):
                     self._on_binary(message)
@@ -243,19 +243,6 @@ class Session:
                     await self.send(protocol.error_event(error.code, error.message))
                     continue
                 raise SessionEndError.error(error.code, error.message, error.close_code) from None
-
-    def _check_size(self, message: str | bytes) -> None:
-        limit = self.settings.max_message_bytes
-        size = len(message)
-        # A text message arrives decoded: up to 4 bytes per character on the wire. Count the
-        # bytes only when the characters alone cannot settle it.
-        if isinstance(message, str) and size * 4 > limit >= size:
-            size = len(message.encode("utf-8"))
-        if size > limit:
-            self.metrics.reject("message_too_big")
-            raise SessionEndError.error(
-                "message_too_big", f"message of {size} bytes exceeds {limit}", CloseCode.TOO_BIG
-            )
 
     async def _wait_for_room(self) -> None:
         # Backpressure: while the engine is behind on this stream, stop reading; websockets then
@@ -392,26 +379,14 @@ class Session:
         if update.partial is not None and update.partial.text:
             self.partial_text = update.partial.text
             if native:
-                p = update.partial
-                await self.send(
-                    protocol.partial_event(p.segment_id, p.text, round(p.start_s, 3), round(p.end_s, 3))
-                )
+                await self.send(protocol.partial_event(update.partial))
                 self.metrics.partial_latency.observe(now - update.ready_at)
         for segment in update.finals:
             self.final_texts.append(segment.text)
             self.partial_text = ""
             self.segments += 1
             if native:
-                await self.send(
-                    protocol.final_event(
-                        segment.segment_id,
-                        segment.text,
-                        round(segment.start_s, 3),
-                        round(segment.end_s, 3),
-                        segment.confidence,
-                        segment.reason,
-                    )
-                )
+                await self.send(protocol.final_event(segment))
             started = self.eof_at if segment.reason == "eof" and self.eof_at is not None else update.ready_at
             self.metrics.final_latency.observe(now - started)
         if self.seed is not None and self.protocol_name == "seed":
