@@ -34,10 +34,12 @@ APT_STAMP := $(STAMPS)/apt-$(shell echo $(APT_PACKAGES) | sha256sum | cut -c1-16
 export PYTHONPATH := $(CURDIR):$(CURDIR)/functions/common
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
+# `make help` groups targets by the `##@ <group>` line above them (mk/help.awk): run, test,
+# deploy, operate, model, develop; a target under no marker in its file is listed under "other".
+##@ develop
 .PHONY: help
-help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  %-20s %s\n", $$1, $$2}' \
-		$(MAKEFILE_LIST) | sort
+help: ## List every target, grouped by what you do with it
+	@awk -f mk/help.awk $(filter-out %.awk,$(MAKEFILE_LIST))
 
 # ---------------------------------------------------------------------------- environments
 $(APT_STAMP):
@@ -77,13 +79,15 @@ lock: venv ## Regenerate requirements/constraints.txt from the current .venv
 	   $(PY) -m pip freeze --exclude-editable; } > requirements/constraints.txt
 
 # ---------------------------------------------------------------------------- checks
+##@ test
 .PHONY: lint lint-python lint-infra test test-fast
-lint: lint-python lint-infra ## ruff, mypy, cfn-lint (source + translated SAM), checkov, hadolint
+lint: lint-python lint-infra ## ruff, mypy, import cycles, cfn-lint (source + translated SAM), checkov, hadolint
 
-lint-python: venv ## ruff + mypy
+lint-python: venv ## ruff + mypy + no import cycles between the project's modules
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/import_cycles.py
 
 test: setup $(TEST_PREREQS) lint ## Everything CI runs: static checks, then the whole pytest suite
 	$(PY) -m pytest
@@ -91,10 +95,12 @@ test: setup $(TEST_PREREQS) lint ## Everything CI runs: static checks, then the 
 test-fast: venv system-deps ## pytest without the slow marker (quick local loop)
 	$(PY) -m pytest -m "not slow"
 
+##@ develop
 .PHONY: clean
 clean: ## Remove caches and build outputs (keeps the virtualenvs)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .aws-sam build bench/results/*.tmp
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 
+##@ test
 lint-infra: lint-sam lint-tf lint-docker ## cfn-lint + checkov + hadolint over the infrastructure

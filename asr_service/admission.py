@@ -1,4 +1,5 @@
-"""Who may open a session: the client's credential, its own session limit, the server's capacity.
+"""Who may open a session (credential, its own session limit, server capacity) and how big one
+message may be.
 
 Each refusal is a :class:`~asr_service.protocol.SessionEndError` carrying the event that says why
 (``unauthorized``, ``client_session_limit``, ``overloaded``, ``closing``) and its close code, and
@@ -55,4 +56,18 @@ def check_client_limit(client: Client, sessions_of: Callable[[str], int], metric
         metrics.reject("client_session_limit", name)
         raise SessionEndError.error(
             "client_session_limit", f"client {name} already has {limit} open sessions", CloseCode.POLICY
+        )
+
+
+def check_message_size(message: str | bytes, limit: int, metrics: ServiceMetrics) -> None:
+    """Refuse (and count) a message over ``MAX_MESSAGE_BYTES``, whatever protocol it belongs to."""
+    size = len(message)
+    # A text message arrives decoded: up to 4 bytes per character on the wire. Count the
+    # bytes only when the characters alone cannot settle it.
+    if isinstance(message, str) and size * 4 > limit >= size:
+        size = len(message.encode("utf-8"))
+    if size > limit:
+        metrics.reject("message_too_big")
+        raise SessionEndError.error(
+            "message_too_big", f"message of {size} bytes exceeds {limit}", CloseCode.TOO_BIG
         )

@@ -10,241 +10,55 @@ tensors with the batch at dim 0, so the engine concatenates the states of the st
 steps once and splits them again. Each stream contributes at most one chunk per batch, in order,
 so a stream decoded alone or inside a batch sees exactly the same computation.
 
-Seam for other decoding schemes: how a chunk turns into text is a :class:`DecodeStrategy`
-(``StreamingDecodeStrategy`` for ``model.streaming`` models). A full-context model (EzSpeech,
-``streaming = False``) needs a strategy that re-decodes the audio so far; it plugs in through
-:func:`register_strategy` (``asr_service/fullcontext.py`` registers one on import, see the end of
-this module). With none registered such a model is refused with :class:`UnsupportedModelError`.
-The strategy's ``name`` is reported in ``/metrics`` (``decode_strategy``).
+How a chunk turns into text is the job of a decoding strategy (``asr_service.decoding``), chosen
+from the model's declared kind by ``strategy_for``; this module is the batching loop only. It
+tells the strategy what only it knows (which step is a stream's last, how much of a chunk is real
+audio) and turns the decoders' hypotheses into partials, endpoint finals and eof finals.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
 
 import torch
 
+from asr_service.decoding.results import Segment, StreamUpdate
+from asr_service.decoding.selection import strategy_for
+from asr_service.decoding.strategy import DecodeStrategy, StepItem, StreamDecoder
 from asr_service.logging_setup import get_logger
-from asr_service.model import ctc
-from asr_service.model.interface import AcousticModel, StreamState
+from asr_service.model.interface import AcousticModel
 
 log = get_logger(component="engine")
 
 
 class UnsupportedModelError(RuntimeError):
-    """No decode strategy can serve this model."""
+    """The model cannot run here (e.g. it asks for CUDA on a machine without it)."""
 
 
 class EngineClosedError(RuntimeError):
     """The engine was stopped."""
 
 
-# ---------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class Segment:
-    segment_id: int
-    text: str
-    start_s: float
-    end_s: float
-    confidence: float
-    reason: str  # "endpoint" | "eof"
-
-
-@dataclass(frozen=True)
-class Partial:
-    segment_id: int
-    text: str
-    start_s: float
-    end_s: float
-
-
-@dataclass(frozen=True)
-class StreamUpdate:
-    """What one engine step did for one stream (delivered to the session, in order)."""
-
-    consumed_samples: int  # model-rate samples of real audio consumed so far
-    ready_at: float  # time.monotonic() when this chunk's audio was complete at the server
-    partial: Partial | None = None  # set when the current segment's text changed
-    finals: tuple[Segment, ...] = ()
-    done: bool = False  # last update of a finished stream
-    error: str | None = None  # the stream failed and was dropped
-    compute_s: float = 0.0  # this stream's share of the batch's inference time
-
-
 Deliver = Callable[[StreamUpdate], None]
 
 
-# ---------------------------------------------------------------------------- decoding seam
-class StreamDecoder(Protocol):
-    """Per-stream decoding state owned by a strategy."""
+def deliver_to_queue(queue: asyncio.Queue[StreamUpdate]) -> Deliver:
+    """A ``Deliver`` that hands updates from the engine thread to ``queue`` on the running loop.
 
-    def current(self) -> Partial:
-        """The open segment's hypothesis."""
-        ...
+    Call it on the event loop. Once that loop is closed nobody is listening, so updates are dropped.
+    """
+    loop = asyncio.get_running_loop()
 
-    def trailing_silence_s(self) -> float:
-        """Seconds since the last emitted token of the open segment (endpointing)."""
-        ...
+    def deliver(update: StreamUpdate) -> None:  # runs in the engine thread
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, update)
 
-    def finalize(self, reason: str) -> Segment:
-        """Close the open segment and start the next one."""
-        ...
-
-
-@dataclass
-class StepItem:
-    decoder: StreamDecoder
-    audio: torch.Tensor  # [chunk_samples] float32, zero-padded past the end of stream
-    total_frames: int | None  # once the stream is finished: frames its real audio makes in all
-    valid_samples: int | None = None  # real samples at the start of `audio` (None: all of it)
-
-
-class DecodeStrategy(Protocol):
-    name: str
-
-    def new_decoder(self) -> StreamDecoder: ...
-
-    def warm_up(self, batch_size: int) -> None: ...
-
-    def step(self, items: Sequence[StepItem]) -> None:
-        """Advance every item's decoder by its chunk, with as few model calls as possible."""
-        ...
-
-
-StrategyFactory = Callable[[AcousticModel, torch.device], DecodeStrategy]
-_NON_STREAMING_STRATEGIES: dict[str, StrategyFactory] = {}
-
-
-def register_strategy(name: str, factory: StrategyFactory) -> None:
-    """Register a strategy for ``streaming = False`` models (the full-context seam)."""
-    _NON_STREAMING_STRATEGIES[name] = factory
-
-
-def select_strategy(model: AcousticModel, device: torch.device) -> DecodeStrategy:
-    if model.streaming:
-        return StreamingDecodeStrategy(model, device)
-    if not _NON_STREAMING_STRATEGIES:
-        raise UnsupportedModelError(
-            "the model is full-context (streaming = False) and no full-context decode strategy is "
-            "registered (asr_service.fullcontext is missing); only streaming models can be served"
-        )
-    name, factory = next(iter(_NON_STREAMING_STRATEGIES.items()))
-    log.info("decode_strategy_selected", strategy=name)
-    return factory(model, device)
-
-
-# ---------------------------------------------------------------------------- greedy CTC
-class CtcStreamDecoder:
-    """Segment bookkeeping (ids, reasons, empty eof finals) over the model's incremental greedy
-    CTC decoder (``asr_service.model.ctc``), which owns the token rules and confidences."""
-
-    def __init__(
-        self,
-        tokens: Sequence[str],
-        blank_id: int,
-        frame_shift_s: float,
-        lexicon: ctc.Lexicon | None = None,
-        word_decoder: ctc.WordDecoder | None = None,
-    ) -> None:
-        # A checkpoint may ship a closed word list: finals (and all but the last, still growing
-        # word of partials) are snapped to it, and with a word LM finals get a beam-search
-        # second pass, exactly as the model's own decoding path does.
-        self._ctc = ctc.IncrementalGreedyDecoder(
-            tokens, blank_id, frame_shift_s, lexicon=lexicon, word_decoder=word_decoder
-        )
-        self._shift = frame_shift_s
-        self._segment_id = 0
-        self._segment_start_frame = 0
-
-    def accept(self, log_probs: torch.Tensor) -> None:
-        """log_probs: [T, V] for the next T frames of this stream."""
-        if log_probs.shape[0]:
-            self._ctc.accept(log_probs)
-
-    @property
-    def frames_decoded(self) -> int:
-        return self._ctc.frames_seen
-
-    def current(self) -> Partial:
-        return Partial(
-            self._segment_id,
-            self._ctc.partial_text,
-            round(self._segment_start_frame * self._shift, 3),
-            round(self._ctc.frames_seen * self._shift, 3),
-        )
-
-    def trailing_silence_s(self) -> float:
-        # Silence counts from the segment start at most (the previous segment's tail is gone).
-        since_start = (self._ctc.frames_seen - self._segment_start_frame) * self._shift
-        return min(self._ctc.trailing_silence_s, since_start)
-
-    def finalize(self, reason: str) -> Segment:
-        found = self._ctc.finalize()
-        if found is not None:
-            segment = Segment(
-                self._segment_id, found.text, found.start_s, found.end_s, found.confidence, reason
-            )
-        else:  # an eof with nothing said still gets its (empty) final
-            now = round(self._ctc.frames_seen * self._shift, 3)
-            segment = Segment(self._segment_id, "", now, now, 0.0, reason)
-        self._segment_id += 1
-        self._segment_start_frame = self._ctc.frames_seen
-        return segment
-
-
-class _StreamingDecoder(CtcStreamDecoder):
-    def __init__(self, model: AcousticModel, device: torch.device) -> None:
-        super().__init__(
-            model.tokens,
-            model.blank_id,
-            model.frame_shift_s,
-            lexicon=getattr(model, "lexicon", None),
-            word_decoder=getattr(model, "word_decoder", None),
-        )
-        self.state: StreamState = model.initial_state(1, device)
-
-
-class StreamingDecodeStrategy:
-    """``model.stream_step`` on the concatenated states of every stream in the batch."""
-
-    name = "streaming"
-
-    def __init__(self, model: AcousticModel, device: torch.device) -> None:
-        self.model = model
-        self.device = device
-
-    def new_decoder(self) -> _StreamingDecoder:
-        return _StreamingDecoder(self.model, self.device)
-
-    def warm_up(self, batch_size: int) -> None:
-        state = self.model.initial_state(batch_size, self.device)
-        audio = torch.zeros(batch_size, self.model.chunk_samples, device=self.device)
-        with torch.inference_mode():
-            self.model.stream_step(audio, state)
-
-    def step(self, items: Sequence[StepItem]) -> None:
-        decoders = [item.decoder for item in items]
-        if not all(isinstance(d, _StreamingDecoder) for d in decoders):
-            raise TypeError("StreamingDecodeStrategy got a decoder it did not create")
-        streams: list[_StreamingDecoder] = decoders  # type: ignore[assignment]
-        audio = torch.stack([item.audio for item in items]).to(self.device)
-        state = tuple(
-            torch.cat([stream.state[i] for stream in streams], dim=0) for i in range(len(streams[0].state))
-        )
-        with torch.inference_mode():
-            log_probs, new_state = self.model.stream_step(audio, state)
-        log_probs = log_probs.cpu()
-        for row, (stream, item) in enumerate(zip(streams, items, strict=True)):
-            stream.state = tuple(tensor[row : row + 1] for tensor in new_state)
-            frames = log_probs[row]
-            if item.total_frames is not None:  # drop frames that only padding produced
-                frames = frames[: max(0, item.total_frames - stream.frames_decoded)]
-            stream.accept(frames)
+    return deliver
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -376,7 +190,7 @@ class BatchingEngine:
     ) -> None:
         self.model = model
         self.device = device
-        self.strategy = strategy if strategy is not None else select_strategy(model, device)
+        self.strategy = strategy if strategy is not None else strategy_for(model, device)
         self.sample_rate = int(model.sample_rate)
         self.chunk_samples = int(model.chunk_samples)
         self.lookahead_samples = int(model.lookahead_samples)
@@ -473,8 +287,9 @@ class BatchingEngine:
                 audio,
                 self.model.num_frames(stream._real_samples) if stream.finished else None,
                 stream.last_chunk_valid,
+                last,
             )
-            for stream, audio, _ready_at, _last in work
+            for stream, audio, _ready_at, last in work
         ]
         started = time.perf_counter()
         try:
@@ -504,7 +319,9 @@ class BatchingEngine:
         partial = None
         if last:
             finals.append(decoder.finalize("eof"))
-        elif current.text and decoder.trailing_silence_s() >= self.endpoint_silence_s:
+        elif current.text and (
+            decoder.cut_requested() or decoder.trailing_silence_s() >= self.endpoint_silence_s
+        ):
             finals.append(decoder.finalize("endpoint"))
             stream.last_partial_text = ""
         elif current.text != stream.last_partial_text:
@@ -515,8 +332,3 @@ class BatchingEngine:
     def _close(self, stream: EngineStream) -> None:
         with self._cond:
             self._streams.pop(stream.stream_id, None)
-
-
-# Full-context serving (issue #8): importing these registers the growing-window strategy for
-# `streaming = False` models and the EzSpeech architecture with the checkpoint loader.
-from asr_service import ezspeech, fullcontext  # noqa: E402, F401

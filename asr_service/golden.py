@@ -1,4 +1,4 @@
-"""The golden-set gate: a model that loads but recognizes badly never turns ready (issue 22).
+"""The golden-set gate: a model that loads but recognizes badly never turns ready.
 
 A checkpoint can load, verify its SHA-256 and warm up, and still be wrong: a permuted token list,
 a half-trained export, a swapped file. Before ``/ready`` turns 200 the server transcribes a small
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from asr_service.logging_setup import get_logger
 from asr_service.model.wer import edit_distance, normalize_words
-from asr_service.model_source import ModelSourceError, S3Location, download_s3, parse_s3_uri, sha256_file
+from asr_service.model_fetch import ModelSourceError, S3Location, download_s3, parse_s3_uri, sha256_file
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -253,11 +253,11 @@ def load_golden_set(spec: str, cache_dir: Path) -> GoldenSet:
 # ---------------------------------------------------------------------------- transcribing
 def read_clip_pcm(path: Path) -> tuple[bytes, int]:
     """The bytes the client would send for this file: 16-bit mono PCM, and its sample rate."""
-    from asr_service.client import ClientError, read_wav
+    from asr_service.wav import WavReadError, read_wav
 
     try:
         samples, rate = read_wav(path)
-    except ClientError as error:
+    except WavReadError as error:
         raise GoldenSetError(f"golden clip {path.name}: {error}") from None
     if samples.size == 0:
         raise GoldenSetError(f"golden clip {path.name} has no audio")
@@ -267,15 +267,11 @@ def read_clip_pcm(path: Path) -> tuple[bytes, int]:
 async def transcribe_through_engine(engine: BatchingEngine, pcm: bytes, rate: int) -> str:
     """One clip through the sessions' path: PCM16 decode, streaming resample, engine stream, eof."""
     from asr_service.audio import StreamingResampler, decode_pcm16
-    from asr_service.engine import StreamUpdate
+    from asr_service.decoding.results import StreamUpdate
+    from asr_service.engine import deliver_to_queue
 
-    loop = asyncio.get_running_loop()
     updates: asyncio.Queue[StreamUpdate] = asyncio.Queue()
-
-    def deliver(update: StreamUpdate) -> None:  # runs in the engine thread, like a session's
-        loop.call_soon_threadsafe(updates.put_nowait, update)
-
-    stream = engine.open_stream(deliver)
+    stream = engine.open_stream(deliver_to_queue(updates))  # as a session's stream is
     try:
         resampler = StreamingResampler(rate, engine.sample_rate)
         step = 2 * rate * _FEED_MS // 1000

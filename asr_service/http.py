@@ -7,6 +7,22 @@ and :meth:`HttpServer.add_prefix_route` instead of editing this module.
 
 It is deliberately tiny: GET/HEAD only, one request per connection, bounded header size, so a
 probe or a scraper can never tie up the event loop.
+
+Why not websockets' own ``process_request`` (its documented health-check pattern) on this port:
+measured with ``scripts/health_port_compare.py`` (websockets 17.4, the same routes, raw requests
+on a loopback port), the library answers GET alike (200/503/404, ``Accept``-dependent
+``/metrics``, HTTP/1.0 without Host, promptly beside 200 stalled clients) but
+
+- a request with a body (``POST`` with data, as ``curl -d`` or urllib send) is dropped without
+  any response, before ``process_request`` runs; here it is a 405 (a test relies on that);
+- two pipelined requests on one connection raise an ``AssertionError`` inside the library
+  ("unexpected internal error" in the log) and neither is answered; here the first one is;
+- a malformed request line gets a closed socket instead of a 400;
+- ``HEAD`` comes back with the GET body unless every route strips it itself.
+
+It does answer a 20 KiB header with 431 where this server closes, and lets a half-sent request
+hang 10 s (its handshake timeout) where this one allows 5 s. Revisit when the library answers
+requests with bodies and pipelined requests.
 """
 
 from __future__ import annotations

@@ -20,176 +20,29 @@ metric that nothing writes.
 from __future__ import annotations
 
 import collections
-import json
-import random
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+
+from asr_service.emf import RecordedHistogram, dump, emf_values, millis, new_record
+from asr_service.gpu_probe import GpuCollector, GpuProbe, TorchCudaProbe
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
 _LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
-EMF_NAMESPACE = "EzSpeech/ASR"
-# CloudWatch accepts at most 100 values for one metric in one EMF record.
-EMF_MAX_VALUES = 100
-# Values kept per metric per interval (a uniform sample when more arrive): enough for stable
-# percentiles, bounded memory whatever the load.
-_RESERVOIR_SIZE = 4096
 
-
-# ---------------------------------------------------------------------------- distributions
-class IntervalSample:
-    """A uniform random sample (reservoir) of the values observed since the last drain.
-
-    Thread-safe: the engine thread and the event loop both observe.
-    """
-
-    def __init__(self, capacity: int = _RESERVOIR_SIZE, seed: int | None = None) -> None:
-        self._capacity = capacity
-        self._values: list[float] = []
-        self._seen = 0
-        self._random = random.Random(seed)
-        self._lock = threading.Lock()
-
-    def add(self, value: float) -> None:
-        with self._lock:
-            self._seen += 1
-            if len(self._values) < self._capacity:
-                self._values.append(value)
-                return
-            slot = self._random.randrange(self._seen)
-            if slot < self._capacity:
-                self._values[slot] = value
-
-    def drain(self) -> list[float]:
-        with self._lock:
-            values, self._values, self._seen = self._values, [], 0
-        return values
-
-
-def emf_values(values: Iterable[float], scale: float = 1.0, digits: int = 3) -> list[float]:
-    """At most ``EMF_MAX_VALUES`` values that keep the distribution's shape.
-
-    Up to 100 values go out as they are. Beyond that, the 100 evenly spaced quantiles stand for
-    them: the interval's percentiles survive and the record stays within CloudWatch's limit. The
-    price: such an interval weighs as 100 values in percentiles taken across tasks and minutes.
-    Target tracking keeps the load per task even, so busy tasks weigh alike; a nearly idle task
-    next to busy ones weighs a little more than its share.
-    """
-    ordered = sorted(values)
-    count = len(ordered)
-    if count > EMF_MAX_VALUES:
-        ordered = [ordered[int((i + 0.5) * count / EMF_MAX_VALUES)] for i in range(EMF_MAX_VALUES)]
-    return [round(v * scale, digits) for v in ordered]
-
-
-class RecordedHistogram:
-    """A Prometheus histogram that also keeps this EMF interval's values.
-
-    Callers use it like the histogram (``observe``); the session and the engine hook need no
-    change to feed CloudWatch.
-    """
-
-    def __init__(self, histogram: Histogram) -> None:
-        self.histogram = histogram
-        self.interval = IntervalSample()
-
-    def observe(self, value: float) -> None:
-        self.histogram.observe(value)
-        self.interval.add(value)
-
-
-# ---------------------------------------------------------------------------- GPU
-@dataclass(frozen=True)
-class GpuSample:
-    device: str
-    memory_used_bytes: int  # the whole device, every process (what runs out first)
-    memory_total_bytes: int
-    torch_reserved_bytes: int  # this process's CUDA caching allocator
-    utilization_percent: float | None  # NVML; None where NVML cannot be read
-
-    @property
-    def memory_used_percent(self) -> float:
-        return 100.0 * self.memory_used_bytes / self.memory_total_bytes if self.memory_total_bytes else 0.0
-
-
-class GpuProbe(Protocol):
-    def sample(self) -> GpuSample | None: ...
-
-
-class TorchCudaProbe:
-    """The GPU this process computes on, through torch.cuda; None when it uses none.
-
-    Only a process that has initialised CUDA reports: a CPU task, or ``DEVICE=cpu`` on a GPU
-    host, reports nothing, and the GPU metrics are absent rather than zero. Utilisation comes
-    from NVML (torch.cuda.utilization reads it through nvidia-ml-py); memory from the CUDA
-    runtime, so it is there even where NVML is not.
-    """
-
-    def sample(self) -> GpuSample | None:
-        import torch  # the server has it loaded already; the import keeps this module light
-
-        if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
-            return None
-        index = torch.cuda.current_device()
-        free, total = torch.cuda.mem_get_info(index)
-        utilization: float | None
-        try:
-            utilization = float(torch.cuda.utilization(index))
-        except Exception:  # no nvidia-ml-py, no NVML in the container: memory still reports
-            utilization = None
-        return GpuSample(
-            device=f"cuda:{index}",
-            memory_used_bytes=int(total - free),
-            memory_total_bytes=int(total),
-            torch_reserved_bytes=int(torch.cuda.memory_reserved(index)),
-            utilization_percent=utilization,
-        )
-
-
-class _GpuCollector(Collector):
-    """Prometheus gauges read at scrape time; no sample, no series."""
-
-    def __init__(self, probe: GpuProbe) -> None:
-        self._probe = probe
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        sample = self._probe.sample()
-        if sample is None:
-            return
-        labels = ["device"]
-        families: list[tuple[str, str, float]] = [
-            (
-                "asr_gpu_memory_used_bytes",
-                "GPU memory in use on the device (all processes)",
-                sample.memory_used_bytes,
-            ),
-            ("asr_gpu_memory_total_bytes", "GPU memory of the device", sample.memory_total_bytes),
-            (
-                "asr_gpu_torch_reserved_bytes",
-                "GPU memory held by this process's torch allocator",
-                sample.torch_reserved_bytes,
-            ),
-        ]
-        if sample.utilization_percent is not None:
-            families.append(
-                (
-                    "asr_gpu_utilization_ratio",
-                    "GPU busy share over NVML's last sample period (0-1)",
-                    sample.utilization_percent / 100,
-                )
-            )
-        for name, documentation, value in families:
-            family = GaugeMetricFamily(name, documentation, labels=labels)
-            family.add_metric([sample.device], float(value))
-            yield family
+def current_value(metric: Counter | Gauge) -> float:
+    """The value of an unlabelled counter or gauge, or of one ``labels(...)`` child, read through
+    the public ``collect()`` (what the exposition reads), not the client's private ``_value``."""
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.labels:  # a labelled parent: one series per label value, no single value
+                break
+            if sample.name in (family.name, f"{family.name}_total"):
+                return float(sample.value)
+    raise ValueError(f"{metric!r} has no single value (a labelled metric needs .labels(...))")
 
 
 # ---------------------------------------------------------------------------- the service's metrics
@@ -252,7 +105,7 @@ class ServiceMetrics:
         )
         self.ready = Gauge("asr_ready", "1 when /ready answers 200", registry=r)
         self.info = Info("asr_engine", "Model and decode strategy", registry=r)
-        r.register(_GpuCollector(self.gpu_probe))
+        r.register(GpuCollector(self.gpu_probe))
         # Rolling window for the JSON view and the benchmark (histogram quantiles are too coarse).
         self._lag_window: collections.deque[tuple[float, float]] = collections.deque(maxlen=6000)
         # EMF reports deltas per interval.
@@ -310,19 +163,26 @@ class ServiceMetrics:
     def rejected_total(self) -> float:
         return sum(self.rejected_by_reason().values())
 
+    def engine_info(self) -> dict[str, str]:
+        """The labels last set on ``info`` (model, device, decode strategy); empty before."""
+        for family in self.info.collect():
+            for sample in family.samples:
+                return dict(sample.labels)
+        return {}
+
     def prometheus_text(self) -> bytes:
         return generate_latest(self.registry)
 
     def emf_line(self, service_name: str, now: float | None = None) -> str:
         """The autoscaling record (the DESIGN.md contract); counters are reported as deltas."""
-        return _dump(self._autoscaling_record(service_name, _millis(now)))
+        return dump(self._autoscaling_record(service_name, millis(now)))
 
     def emf_lines(self, service_name: str, now: float | None = None) -> str:
         """Every record of one interval, one JSON document per line (what the server writes)."""
-        return "\n".join(_dump(record) for record in self.emf_records(service_name, now))
+        return "\n".join(dump(record) for record in self.emf_records(service_name, now))
 
     def emf_records(self, service_name: str, now: float | None = None) -> list[dict[str, Any]]:
-        timestamp = _millis(now)
+        timestamp = millis(now)
         records = [self._autoscaling_record(service_name, timestamp)]
         performance = self._performance_record(service_name, timestamp)
         if performance is not None:
@@ -341,7 +201,7 @@ class ServiceMetrics:
         records = []
         for client in sorted(clients):
             accepted, rejected = clients[client]
-            record = _record(
+            record = new_record(
                 timestamp,
                 [["ServiceName", "Client"]],
                 [
@@ -356,7 +216,7 @@ class ServiceMetrics:
                     "Client": client,
                     "ClientSessions": accepted,
                     "ClientActiveStreams": int(
-                        self.client_sessions_active.labels(client=client)._value.get()
+                        current_value(self.client_sessions_active.labels(client=client))
                     ),
                     "ClientRejectedSessions": rejected,
                 }
@@ -366,8 +226,8 @@ class ServiceMetrics:
 
     def _autoscaling_record(self, service_name: str, timestamp: int) -> dict[str, Any]:
         rejected = self.rejected_total()
-        audio = self.audio_seconds._value.get()
-        record = _record(
+        audio = current_value(self.audio_seconds)
+        record = new_record(
             timestamp,
             [["ServiceName"]],
             [("ActiveStreams", "Count"), ("RejectedSessions", "Count"), ("AudioSecondsProcessed", "Seconds")],
@@ -375,7 +235,7 @@ class ServiceMetrics:
         record.update(
             {
                 "ServiceName": service_name,
-                "ActiveStreams": int(self.sessions_active._value.get()),
+                "ActiveStreams": int(current_value(self.sessions_active)),
                 "RejectedSessions": int(rejected - self._emf_last_rejected),
                 "AudioSecondsProcessed": round(audio - self._emf_last_audio, 3),
             }
@@ -408,8 +268,8 @@ class ServiceMetrics:
                 units.append(("GpuUtilization", "Percent"))
         if not units:
             return None
-        record = _record(timestamp, [["ServiceName"]], units)
-        engine = self.info._value
+        record = new_record(timestamp, [["ServiceName"]], units)
+        engine = self.engine_info()
         # Properties, not dimensions: searchable in Logs Insights, no extra metric series.
         record.update(
             {
@@ -424,32 +284,9 @@ class ServiceMetrics:
     def _reject_records(self, service_name: str, timestamp: int) -> list[dict[str, Any]]:
         records = []
         for reason, total in sorted(self.rejected_by_reason().items()):
-            record = _record(timestamp, [["ServiceName", "Reason"]], [("RejectedSessions", "Count")])
+            record = new_record(timestamp, [["ServiceName", "Reason"]], [("RejectedSessions", "Count")])
             delta = total - self._emf_last_by_reason.get(reason, 0.0)
             record.update({"ServiceName": service_name, "Reason": reason, "RejectedSessions": int(delta)})
             self._emf_last_by_reason[reason] = total
             records.append(record)
         return records
-
-
-def _millis(now: float | None) -> int:
-    return int((now if now is not None else time.time()) * 1000)
-
-
-def _record(timestamp: int, dimensions: list[list[str]], metrics: list[tuple[str, str]]) -> dict[str, Any]:
-    return {
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": EMF_NAMESPACE,
-                    "Dimensions": dimensions,
-                    "Metrics": [{"Name": name, "Unit": unit} for name, unit in metrics],
-                }
-            ],
-        }
-    }
-
-
-def _dump(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"))

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from asr_service.decoding.results import Partial, Segment
+
 SUPPORTED_SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 SUPPORTED_ENCODINGS = ("s16le", "pcm_s16le")
 
@@ -251,21 +253,25 @@ def connection_event(session_id: str, model_sample_rate: int, chunk_duration_s: 
     }
 
 
-def partial_event(segment_id: int, text: str, start_s: float, end_s: float) -> dict[str, Any]:
-    return {"type": "partial", "segment_id": segment_id, "text": text, "start": start_s, "end": end_s}
+def partial_event(partial: Partial) -> dict[str, Any]:
+    return {
+        "type": "partial",
+        "segment_id": partial.segment_id,
+        "text": partial.text,
+        "start": round(partial.start_s, 3),
+        "end": round(partial.end_s, 3),
+    }
 
 
-def final_event(
-    segment_id: int, text: str, start_s: float, end_s: float, confidence: float, reason: str
-) -> dict[str, Any]:
+def final_event(segment: Segment) -> dict[str, Any]:
     return {
         "type": "final",
-        "segment_id": segment_id,
-        "text": text,
-        "start": start_s,
-        "end": end_s,
-        "confidence": round(confidence, 4),
-        "reason": reason,
+        "segment_id": segment.segment_id,
+        "text": segment.text,
+        "start": round(segment.start_s, 3),
+        "end": round(segment.end_s, 3),
+        "confidence": round(segment.confidence, 4),
+        "reason": segment.reason,
     }
 
 

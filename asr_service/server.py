@@ -28,7 +28,7 @@ from asr_service.engine import BatchingEngine, resolve_device
 from asr_service.golden import GoldenSetError, run_golden_gate
 from asr_service.http import HttpServer, add_health_routes
 from asr_service.logging_setup import get_logger
-from asr_service.metrics import ServiceMetrics
+from asr_service.metrics import ServiceMetrics, current_value
 from asr_service.model.interface import AcousticModel
 from asr_service.session import Session
 from asr_service.settings import Settings
@@ -52,7 +52,7 @@ class StartupError(RuntimeError):
 def load_configured_model(settings: Settings, device: torch.device) -> tuple[AcousticModel, dict[str, Any]]:
     """MODEL_URI / MODEL_PATH / the demo model → verified, loaded model (runs in a thread)."""
     from asr_service.model.checkpoint import load_checkpoint
-    from asr_service.model_source import resolve_model
+    from asr_service.model_fetch import resolve_model
 
     resolved = resolve_model(
         settings.model_uri, settings.model_path, settings.model_sha256, settings.model_cache_dir
@@ -111,7 +111,7 @@ class AsrServer:
         return {
             "uptime_seconds": round(time.time() - self.metrics.started_at, 3),
             "device": str(self.device),
-            "request_count": int(self.metrics.requests._value.get()),
+            "request_count": int(current_value(self.metrics.requests)),
             "sample_rate": self.engine.sample_rate if engine_ready else None,
             "chunk_duration": round(self.engine.chunk_duration_s, 4) if engine_ready else None,
             "model_loaded": engine_ready,
@@ -120,7 +120,7 @@ class AsrServer:
             "active_sessions": len(self.sessions),
             "max_sessions": self.settings.max_sessions,
             "rejected_sessions": int(self.metrics.rejected_total()),
-            "audio_seconds": round(self.metrics.audio_seconds._value.get(), 3),
+            "audio_seconds": round(current_value(self.metrics.audio_seconds), 3),
             "decode_strategy": self.engine.strategy_name if engine_ready else None,
             "batch_max_size": self.settings.batch_max_size,
             "batches_run": self.engine.batches_run if engine_ready else 0,
@@ -188,7 +188,8 @@ class AsrServer:
             logger=_quiet_websockets_logger(),
         )
         self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
-        # Golden-set gate (issue 22): the last check before /ready; raises GoldenSetError to exit.
+        # Golden-set gate: the last check before /ready, so a model that loads but recognizes badly
+        # never takes traffic; raises GoldenSetError to exit.
         self.model_info.update(
             await run_golden_gate(
                 self.settings, engine, str(info.get("model_sha256", "")), self.metrics.registry

@@ -34,7 +34,8 @@ from asr_service.connection import (
     peer_of,
     wait_closed_or_failed,
 )
-from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, StreamUpdate
+from asr_service.decoding.results import StreamUpdate
+from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, deliver_to_queue
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
 from asr_service.protocol import CloseCode, ProtocolError, SessionEndError
@@ -231,7 +232,7 @@ class Session:
             if message is None:  # the server is draining
                 await self.finish_stream()
                 raise admission.REFUSALS["draining"]
-            self._check_size(message)
+            admission.check_message_size(message, self.settings.max_message_bytes, self.metrics)
             try:
                 if isinstance(message, bytes):
                     self._on_binary(message)
@@ -242,19 +243,6 @@ class Session:
                     await self.send(protocol.error_event(error.code, error.message))
                     continue
                 raise SessionEndError.error(error.code, error.message, error.close_code) from None
-
-    def _check_size(self, message: str | bytes) -> None:
-        limit = self.settings.max_message_bytes
-        size = len(message)
-        # A text message arrives decoded: up to 4 bytes per character on the wire. Count the
-        # bytes only when the characters alone cannot settle it.
-        if isinstance(message, str) and size * 4 > limit >= size:
-            size = len(message.encode("utf-8"))
-        if size > limit:
-            self.metrics.reject("message_too_big")
-            raise SessionEndError.error(
-                "message_too_big", f"message of {size} bytes exceeds {limit}", CloseCode.TOO_BIG
-            )
 
     async def _wait_for_room(self) -> None:
         # Backpressure: while the engine is behind on this stream, stop reading; websockets then
@@ -329,7 +317,7 @@ class Session:
         self.resampler = StreamingResampler(rate, self.engine.sample_rate)
         self.fed_samples = 0
         self.stream_done.clear()
-        self.stream = self.engine.open_stream(self._deliver_threadsafe())
+        self.stream = self.engine.open_stream(deliver_to_queue(self.updates))
 
     def reset_stream(self) -> None:
         self.stream = None
@@ -337,16 +325,6 @@ class Session:
         self.final_texts = []
         self.partial_text = ""
         self.eof_at = None
-
-    def _deliver_threadsafe(self) -> Any:
-        loop = asyncio.get_running_loop()
-        queue = self.updates
-
-        def deliver(update: StreamUpdate) -> None:  # runs in the engine thread
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
-                loop.call_soon_threadsafe(queue.put_nowait, update)
-
-        return deliver
 
     def feed(self, data: bytes) -> None:
         if self.stream is None or self.resampler is None:
@@ -401,26 +379,14 @@ class Session:
         if update.partial is not None and update.partial.text:
             self.partial_text = update.partial.text
             if native:
-                p = update.partial
-                await self.send(
-                    protocol.partial_event(p.segment_id, p.text, round(p.start_s, 3), round(p.end_s, 3))
-                )
+                await self.send(protocol.partial_event(update.partial))
                 self.metrics.partial_latency.observe(now - update.ready_at)
         for segment in update.finals:
             self.final_texts.append(segment.text)
             self.partial_text = ""
             self.segments += 1
             if native:
-                await self.send(
-                    protocol.final_event(
-                        segment.segment_id,
-                        segment.text,
-                        round(segment.start_s, 3),
-                        round(segment.end_s, 3),
-                        segment.confidence,
-                        segment.reason,
-                    )
-                )
+                await self.send(protocol.final_event(segment))
             started = self.eof_at if segment.reason == "eof" and self.eof_at is not None else update.ready_at
             self.metrics.final_latency.observe(now - started)
         if self.seed is not None and self.protocol_name == "seed":

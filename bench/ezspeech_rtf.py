@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from asr_service.engine import StepItem
-from asr_service.ezspeech import EzSpeechCTC, EzSpeechHParams, FeatureSettings
-from asr_service.fullcontext import FullContextDecoder, FullContextStrategy
+from asr_service.decoding.growing_window import GrowingWindowDecoder, GrowingWindowStrategy
+from asr_service.decoding.strategy import StepItem
+from asr_service.ezspeech import EzSpeechCTC, EzSpeechHParams, FilterbankSettings
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -48,7 +48,7 @@ def build(device: torch.device, dtype: torch.dtype) -> EzSpeechCTC:
     hparams = EzSpeechHParams()
     tokens = [f"▁p{i}" for i in range(hparams.vocab_size)] + ["<blank>"]
     torch.manual_seed(0)
-    model = EzSpeechCTC(hparams, FeatureSettings(), tokens).eval().to(device)
+    model = EzSpeechCTC(hparams, FilterbankSettings(), tokens).eval().to(device)
     if dtype != torch.float32:
         # Features stay float32 (the model casts them); buffers of the featurizer too.
         model.encoder.to(dtype)
@@ -73,7 +73,7 @@ def stream_simulation(model: EzSpeechCTC, device: torch.device, seconds: float) 
 
     The clock is virtual: chunks are handed over back to back, and the strategy's own measured
     decode times decide when it re-decodes, as they would on this device in real time."""
-    strategy = FullContextStrategy(model, device)
+    strategy = GrowingWindowStrategy(model, device)
     strategy.warm_up(1)
     decoder = strategy.new_decoder()
     chunk = model.chunk_samples
@@ -86,12 +86,12 @@ def stream_simulation(model: EzSpeechCTC, device: torch.device, seconds: float) 
         last = offset + chunk >= total
         padded = torch.nn.functional.pad(piece, (0, chunk - piece.numel()))
         before = strategy.compute_s
-        item = StepItem(decoder, padded, model.num_frames(total) if last else None, piece.numel())
+        item = StepItem(decoder, padded, model.num_frames(total) if last else None, piece.numel(), last)
         strategy.step([item])
         if strategy.compute_s > before:
             decode_costs.append(strategy.compute_s - before)
             decode_points_s.append((offset + piece.numel()) / model.sample_rate)
-    assert isinstance(decoder, FullContextDecoder)
+    assert isinstance(decoder, GrowingWindowDecoder)
     intervals = [b - a for a, b in zip([0.0, *decode_points_s], decode_points_s, strict=False)]
     return {
         "strategy": strategy.name,

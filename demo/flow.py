@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asr_service.model_source import sha256_file
+from asr_service.model_fetch import sha256_file
 from demo.lambda_runner import Invocation, invoke
 from demo.latency import LatencySummary
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer, environment_without_aws

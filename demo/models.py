@@ -1,6 +1,6 @@
 """The demo's inputs: three checkpoints and one clip with its reference transcript.
 
-- v1: the demo model shipped in the package (``asr_service/models/demo/demo.pt``).
+- v1: the demo model shipped in the package (``asr_service/model_files/demo/demo.pt``).
 - v2: the same content (weights, vocabulary, lexicon) saved again through the checkpoint API
   with new metadata (a new ``model_version`` and release note). It is a genuinely different
   file, so a different object version and SHA-256, which is what a rollout keys on; it

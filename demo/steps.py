@@ -195,7 +195,7 @@ def step_2_first_task(run: DemoRun, inputs: DemoInputs) -> LocalTask:
     text = run.transcribe(task).text
     run.result.transcripts["v1"] = text
     say.say(
-        f"Streamed {inputs.clip.name} through the real client (python -m asr_service.client) with "
+        f"Streamed {inputs.clip.name} through the real client (python -m asr_client) with "
         f"{DEMO_CLIENT}'s token:"
     )
     say.transcript("reference", inputs.reference_text)

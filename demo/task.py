@@ -261,7 +261,7 @@ def run_client(
         [
             sys.executable,
             "-m",
-            "asr_service.client",
+            "asr_client",
             "--server",
             ws_url,
             "--audio-file",
@@ -298,7 +298,7 @@ class BackgroundStream:
 
     def __init__(self, ws_url: str, audio_file: Path, env: dict[str, str], token: str | None = None) -> None:
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "asr_service.client", "--server", ws_url, "--audio-file", str(audio_file)],
+            [sys.executable, "-m", "asr_client", "--server", ws_url, "--audio-file", str(audio_file)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**env, "PYTHONPATH": str(REPO_ROOT), **({"ASR_TOKEN": token} if token else {})},

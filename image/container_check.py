@@ -7,6 +7,7 @@ Prints one JSON object and exits 1 when anything is wrong.
 """
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -16,6 +17,9 @@ MODULES = [
     "torch", "torchaudio", "numpy", "soundfile", "websockets", "uvloop", "structlog", "boto3",
     "asr_service", "asr_service.server",
 ]  # fmt: skip
+# Development tools that live beside the serving package in the repository but are no part of
+# what the container serves; finding one in the image means the build context leaked.
+NOT_SHIPPED = ["asr_client", "ezspeech_convert", "training", "tests"]
 MAX_LISTED = 10
 
 
@@ -47,6 +51,9 @@ def main() -> int:
             importlib.import_module(module)
         except Exception as error:  # the report names whatever went wrong
             failures.append(f"import {module}: {type(error).__name__}: {error}")
+    for module in NOT_SHIPPED:
+        if importlib.util.find_spec(module) is not None:
+            failures.append(f"{module} is in the image; only asr_service is shipped")
     models = []
     if not failures:
         # The model the server will load (MODEL_PATH, else the shipped demo), the way it loads it.

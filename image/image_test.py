@@ -186,7 +186,7 @@ def check_healthcheck(name: str, report: Report) -> None:
 
 def transcribe(ws_port: int, clip: Path, max_cer: float, report: Report) -> str:
     command = [
-        sys.executable, "-m", "asr_service.client",
+        sys.executable, "-m", "asr_client",
         "--server", f"ws://127.0.0.1:{ws_port}", "--audio-file", str(clip), "--no-realtime",
     ]  # fmt: skip
     started = time.monotonic()

@@ -1,4 +1,4 @@
-# Terraform core stack, Dockerfile, image build and push (issue #6).
+# Terraform core stack, Dockerfile, image build and push.
 #
 #   make lint-tf lint-docker                      static checks (part of `make lint` / `make test`)
 #   make tf-plan ENV=dev   make tf-apply ENV=dev  Terraform, one workspace per ENV, env/<ENV>.tfvars
@@ -39,6 +39,7 @@ define require_tool
 endef
 
 # ---------------------------------------------------------------------------- static checks
+##@ test
 lint-tf: tools-venv ## checkov over terraform/ (+ terraform fmt -check and validate when terraform is installed)
 	$(CHECKOV_OFFLINE) -d $(TF_DIR) --framework terraform
 	@if ! command -v $(TERRAFORM) >/dev/null; then \
@@ -62,6 +63,7 @@ tf-init:
 	$(TERRAFORM) -chdir=$(TF_DIR) init -input=false
 	$(TERRAFORM) -chdir=$(TF_DIR) workspace select -or-create=true $(ENV)
 
+##@ deploy
 tf-plan: tf-init ## terraform plan for ENV=dev|prod (needs Terraform and AWS credentials)
 	$(TERRAFORM) -chdir=$(TF_DIR) plan -input=false -var-file=env/$(ENV).tfvars \
 		-var image_tag=$(IMAGE_TAG) -out=.terraform/$(ENV).tfplan $(TF_ARGS)
@@ -71,6 +73,7 @@ tf-apply: tf-init ## terraform apply for ENV=dev|prod (asks for confirmation; im
 	$(TERRAFORM) -chdir=$(TF_DIR) apply -var-file=env/$(ENV).tfvars -var image_tag=$(IMAGE_TAG) $(TF_ARGS)
 
 # ---------------------------------------------------------------------------- image
+##@ deploy
 build: ## docker build the service image, tagged with the git revision (DOCKER=podman works too)
 	$(call require_tool,$(DOCKER),or set DOCKER=podman)
 	$(DOCKER) build --platform linux/amd64 \
@@ -94,6 +97,7 @@ push: ## Log in to ECR and push the git-revision image to the ENV=dev|prod repos
 	$(DOCKER) push "$$url:$(IMAGE_TAG)"; \
 	echo ">> pushed $$url:$(IMAGE_TAG)"
 
+##@ operate
 ecs-redeploy: ## Start fresh tasks of the service's current task definition (ENV=dev|prod)
 	$(call require_tool,aws,the AWS CLI v2)
 	$(call require_env)

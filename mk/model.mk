@@ -1,10 +1,11 @@
-# The streaming model and the shipped demo model (issue #4).
-# `make demo-model` is the exact recipe that produced asr_service/models/demo/demo.pt:
+# The streaming model and the shipped demo model.
+# `make demo-model` is the exact recipe that produced asr_service/model_files/demo/demo.pt:
 # synthesize the seeded espeak-ng corpus (build/demo-data, cached), train on the CPU, write the
 # checkpoint, attach the grammar's word list (lexicon) and a word bigram LM with beam settings tuned
 # on development sentences, evaluate it through the streaming path and write the model card.
-DEMO_MODEL := asr_service/models/demo/demo.pt
+DEMO_MODEL := asr_service/model_files/demo/demo.pt
 MODEL ?= $(DEMO_MODEL)
+##@ model
 .PHONY: demo-model eval demo-clips
 demo-model: venv system-deps ## Re-train the shipped demo model from scratch (espeak-ng speech; ~90 min on 2 cores)
 	@mkdir -p build/demo-train && date +%s > build/demo-train/started-at

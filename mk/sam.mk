@@ -1,4 +1,4 @@
-# The event-driven automation: Lambdas + SAM (issue #5).
+# The event-driven automation: Lambdas + SAM.
 #
 # .venv-sam holds aws-sam-cli (requirements/sam.txt) on a Python 3.12 interpreter, so `sam build`
 # builds the python3.12 functions and layer without a container. It is created on first use.
@@ -18,12 +18,14 @@ $(SAM_STAMP):
 	@$(SAM) --version
 	@rm -f $(SAM_VENV)/.installed-*; touch $@
 
+##@ develop
 .PHONY: sam-venv lint-sam sam-validate sam-build sam-deploy check-env
 sam-venv: $(SAM_STAMP) ## Create/refresh .venv-sam (aws-sam-cli on Python 3.12)
 
 check-env:
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod, got '$(ENV)'" >&2; exit 2;; esac
 
+##@ test
 sam-validate: venv ## Translate template.yaml with aws-sam-translator and cfn-lint both forms
 	$(PY) scripts/sam_translate.py template.yaml $(SAM_TRANSLATED)
 	$(VENV)/bin/cfn-lint template.yaml
@@ -32,6 +34,7 @@ sam-validate: venv ## Translate template.yaml with aws-sam-translator and cfn-li
 lint-sam: sam-validate tools-venv ## sam-validate + checkov on template.yaml (accepted findings skipped inline)
 	$(TOOLS_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --quiet --compact
 
+##@ deploy
 sam-build: sam-venv ## sam build (functions + shared layer, python3.12/arm64) into .aws-sam/
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) build --template template.yaml
 
@@ -39,12 +42,14 @@ sam-deploy: check-env sam-build ## sam deploy --config-env $(ENV) (ENV=dev|prod;
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM) deploy --config-env $(ENV)
 
 # ---------------------------------------------------------------------------- models
+##@ model
 .PHONY: upload-model rollout-model rollback-model model-status
 upload-model: venv ## Upload MODEL=path (default: the demo model) with sha256 metadata (ENV=dev or BUCKET=, KEY=; GOLDEN=dir [GOLDEN_MAX_WER=0.1]: its golden set)
 	@[ -n "$(MODEL)" ] || { echo "usage: make upload-model MODEL=path/to/model.pt [ENV=dev|BUCKET=name] [KEY=models/name.pt] [GOLDEN=dir|s3://...?versionId=V] [GOLDEN_MAX_WER=0.1]" >&2; exit 2; }
 	$(PY) -m ops.upload_model "$(MODEL)" $(if $(BUCKET),--bucket "$(BUCKET)",--env "$(ENV)") $(if $(KEY),--key "$(KEY)") \
 		$(if $(GOLDEN),--golden "$(GOLDEN)") $(if $(GOLDEN_MAX_WER),--golden-max-wer "$(GOLDEN_MAX_WER)")
 
+##@ operate
 rollout-model: venv ## Manual promote: roll out KEY=models/x.pt [VERSION=id] on ENV (same code as the Lambda)
 	@[ -n "$(KEY)" ] || { echo "usage: make rollout-model KEY=models/name.pt [VERSION=s3-version-id] [ENV=dev]" >&2; exit 2; }
 	$(PY) -m ops.rollout promote --env "$(ENV)" --key "$(KEY)" $(if $(VERSION),--version-id "$(VERSION)")

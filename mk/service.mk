@@ -1,4 +1,4 @@
-# asr_service: the container's program (issue #3).
+# asr_service: the container's program.
 .PHONY: serve bench bench-plot cost-table client soak
 
 # Extra flags for `python -m asr_service` (e.g. SERVE_ARGS="--device cuda --batch-max-size 64").
@@ -9,23 +9,28 @@ BENCH_ARGS ?=
 # Flags for the soak, e.g. SOAK_ARGS="--seed 7 --abrupt 6000" (python -m bench.soak --help).
 SOAK_ARGS ?=
 
+##@ run
 serve: venv ## Run the ASR server locally on the shipped demo model (ws :8765, http :8080)
 	$(PY) -m asr_service $(SERVE_ARGS)
 
+##@ test
 bench: venv system-deps ## Load-test a real local server: concurrent streams vs latency table + PNG plot (bench/results/)
 	nice -n 5 $(PY) -m bench.loadgen $(BENCH_ARGS)
 
 # bench-plot: RESULTS is one or more bench/results/*.json (default: the newest); OUT the PNG.
 RESULTS ?= $(lastword $(sort $(wildcard bench/results/*.json)))
+##@ develop
 bench-plot: venv ## Plot bench results: RESULTS="bench/results/a.json ..." [OUT=file.png] [TITLE=...] (default: newest run)
 	$(PY) -m bench.plot $(RESULTS) $(if $(OUT),--out "$(OUT)") $(if $(TITLE),--title "$(TITLE)")
 
 cost-table: venv ## README cost tables: RESULTS="<CPU sweep json files> <GPU run json>" (one CPU and one GPU configuration)
 	$(PY) scripts/cost_table.py $(RESULTS)
 
+##@ run
 client: venv ## Stream AUDIO=file.wav to SERVER (default ws://localhost:8765); final transcript on stdout
 	@[ -n "$(AUDIO)" ] || { echo "usage: make client AUDIO=path.wav [SERVER=ws://host:8765]" >&2; exit 2; }
-	$(PY) -m asr_service.client --server $(or $(SERVER),ws://localhost:8765) --audio-file $(AUDIO)
+	$(PY) -m asr_client --server $(or $(SERVER),ws://localhost:8765) --audio-file $(AUDIO)
 
+##@ test
 soak: venv system-deps ## Soak/fuzz a real server: 10k hostile messages, 3k abrupt disconnects, overload, drain (minutes)
 	nice -n 5 $(PY) -m bench.soak $(SOAK_ARGS)

@@ -1,4 +1,4 @@
-# Client tokens (issue #17): the Secrets Manager secret the service reads AUTH_TOKENS from.
+# Client tokens: the Secrets Manager secret the service reads AUTH_TOKENS from.
 #
 #   make client-tokens ENV=dev                             list clients, limits, versions (never a token)
 #   make rotate-tokens ENV=dev ADD=web [MAX_SESSIONS=8]    a new client
@@ -10,6 +10,7 @@
 comma := ,
 TOKENS_CLIENTS = $(foreach client,$(subst $(comma), ,$(CLIENT)),--client "$(client)")
 
+##@ operate
 rotate-tokens: venv ## New client tokens on ENV (CLIENT=a,b | ADD=name [MAX_SESSIONS=n] | RETIRE=1 | REVOKE=1), rolled out like a model
 	$(call require_env)
 	$(PY) -m ops.tokens \

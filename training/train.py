@@ -24,7 +24,7 @@ from torch import nn
 
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, save_checkpoint
 from asr_service.model.ctc import greedy_decode_batch
-from asr_service.model.features import FeatureSettings
+from asr_service.model.features import LogMelSettings
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from ops.progress import progress
 from training import data
@@ -193,7 +193,7 @@ def train(
         flush=True,
     )
 
-    model = StreamingGruCtc(model_cfg, FeatureSettings(), CHAR_TOKENS)
+    model = StreamingGruCtc(model_cfg, LogMelSettings(), CHAR_TOKENS)
     feature_statistics(model, train_corpus, np_rng)
     model.spec_augment = SpecAugment()
     model.train()

@@ -25,8 +25,9 @@ _STD_EPSILON = 1e-5
 
 
 @dataclass(frozen=True)
-class FeatureSettings:
-    """Feature-extraction settings; stored as the checkpoint's ``features`` field."""
+class FilterbankSettings:
+    """EzSpeech's log-mel filterbank with pre-emphasis and per-utterance normalisation
+    (``FilterbankFeatures``); stored as the checkpoint's ``features`` field."""
 
     sample_rate: int = 16000
     window_size: float = 0.025
@@ -62,7 +63,7 @@ class FeatureSettings:
         return asdict(self)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> FeatureSettings:
+    def from_mapping(cls, values: Mapping[str, Any]) -> FilterbankSettings:
         return dataclass_from_mapping(cls, values, "feature settings")
 
 
@@ -72,7 +73,7 @@ class FilterbankFeatures(nn.Module):
     window: torch.Tensor
     fb: torch.Tensor
 
-    def __init__(self, settings: FeatureSettings) -> None:
+    def __init__(self, settings: FilterbankSettings) -> None:
         super().__init__()
         self.settings = settings
         highfreq = settings.highfreq or settings.sample_rate / 2

@@ -5,7 +5,8 @@ Module paths equal EzSpeech's state-dict keys: ``preprocessor.featurizer.{window
 conv over the encodings whose last output is the CTC blank).
 
 The model attends over the whole utterance, so it is not streamable (``streaming = False``): the
-serving engine drives it through ``forward_full`` with the strategy in ``asr_service.fullcontext``.
+serving engine drives it through ``forward_full`` with the growing-window strategy
+(``asr_service.decoding.growing_window``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from asr_service.ezspeech.conformer import ConformerEncoder
-from asr_service.ezspeech.features import FeatureSettings, FilterbankFeatures
+from asr_service.ezspeech.features import FilterbankFeatures, FilterbankSettings
 from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import StreamState, register_architecture
 
@@ -62,7 +63,7 @@ class EzSpeechHParams:
 class Preprocessor(nn.Module):
     """Holds the featurizer under the name EzSpeech uses (``preprocessor.featurizer``)."""
 
-    def __init__(self, settings: FeatureSettings) -> None:
+    def __init__(self, settings: FilterbankSettings) -> None:
         super().__init__()
         self.featurizer = FilterbankFeatures(settings)
 
@@ -87,7 +88,7 @@ class EzSpeechCTC(nn.Module):
     #: Audio the engine buffers between decodes (the model itself has no chunk size).
     chunk_samples_s = 0.32
 
-    def __init__(self, hparams: EzSpeechHParams, settings: FeatureSettings, tokens: list[str]) -> None:
+    def __init__(self, hparams: EzSpeechHParams, settings: FilterbankSettings, tokens: list[str]) -> None:
         super().__init__()
         if len(tokens) != hparams.vocab_size + 1:
             raise ValueError(
@@ -141,7 +142,7 @@ class EzSpeechCTC(nn.Module):
     def stream_step(self, audio: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
         raise NotImplementedError(
             f"{ARCH} attends over the whole utterance and has no streaming step; "
-            "the engine serves it with the full-context strategy (asr_service.fullcontext)"
+            "the engine serves it with a full-context strategy (asr_service.decoding.growing_window)"
         )
 
     def _dtype(self) -> torch.dtype:
@@ -152,4 +153,6 @@ class EzSpeechCTC(nn.Module):
 def build_ezspeech_ctc(
     hparams: Mapping[str, Any], features: Mapping[str, Any], tokens: list[str]
 ) -> nn.Module:
-    return EzSpeechCTC(EzSpeechHParams.from_mapping(hparams), FeatureSettings.from_mapping(features), tokens)
+    return EzSpeechCTC(
+        EzSpeechHParams.from_mapping(hparams), FilterbankSettings.from_mapping(features), tokens
+    )

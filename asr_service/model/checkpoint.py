@@ -44,7 +44,7 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "version", "arch", "hparams", "features", "tokens", "blank_id", "state_dict")
 
 #: The demo model shipped inside the package; what the server loads when no model is configured.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "demo" / "demo.pt"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model_files" / "demo" / "demo.pt"
 
 
 class CheckpointError(Exception):

@@ -27,10 +27,11 @@ segment times are late by about that much.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+
+from asr_service.decoding.results import Segment
 
 WORD_BOUNDARY = "▁"
 
@@ -146,21 +147,6 @@ class WordDecoder(Protocol):
     def decode(self, log_probs: torch.Tensor) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A finalized piece of transcript."""
-
-    text: str
-    start_s: float
-    end_s: float
-    #: Mean best-token posterior over the segment's non-blank frames (see module doc).
-    confidence: float
-    #: Frame range in stream frames, end exclusive.
-    start_frame: int
-    end_frame: int
-    token_ids: tuple[int, ...]
-
-
 class IncrementalGreedyDecoder:
     """Greedy CTC over a stream: feed log-prob blocks, read the partial text, cut segments.
 
@@ -253,8 +239,9 @@ class IncrementalGreedyDecoder:
         return self.trailing_silence_frames * self.frame_shift_s
 
     # ------------------------------------------------------------------ cutting
-    def finalize(self) -> Segment | None:
-        """Close the current segment and start a new one; None when it holds no text."""
+    def finalize(self, segment_id: int = 0, reason: str = "eof") -> Segment | None:
+        """Close the current segment and start a new one; None when it holds no text.
+        ``segment_id`` and ``reason`` are the caller's numbering and why it cut here."""
         text = tokens_to_text(self._ids, self.tokens)
         if text and self.word_decoder is not None and self._blocks:
             # None when no lexicon words fit at all; then the greedy text stands.
@@ -262,17 +249,15 @@ class IncrementalGreedyDecoder:
         if self.lexicon is not None:
             text = self.lexicon.correct_text(text)
         first, last = self._first_frame, self._last_frame
-        ids = tuple(self._ids)
         confidence = self._prob_sum / self._prob_frames if self._prob_frames else 0.0
         self._reset_segment()
         if not text or first is None:
             return None
         return Segment(
+            segment_id=segment_id,
             text=text,
             start_s=round(first * self.frame_shift_s, 3),
             end_s=round((last + 1) * self.frame_shift_s, 3),
             confidence=confidence,
-            start_frame=first,
-            end_frame=last + 1,
-            token_ids=ids,
+            reason=reason,
         )

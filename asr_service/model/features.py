@@ -20,8 +20,9 @@ from asr_service.model.dataclass_io import dataclass_from_mapping
 
 
 @dataclass(frozen=True)
-class FeatureSettings:
-    """Feature-extraction settings; stored verbatim in the checkpoint's ``features`` field."""
+class LogMelSettings:
+    """The shipped streaming model's chunk-exact log-mel (``LogMel``); stored verbatim in the
+    checkpoint's ``features`` field."""
 
     sample_rate: int = 16000
     n_fft: int = 400
@@ -53,14 +54,14 @@ class FeatureSettings:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSettings:
+    def from_dict(cls, data: Mapping[str, Any]) -> LogMelSettings:
         return dataclass_from_mapping(cls, data, "feature settings")
 
 
 class LogMel(torch.nn.Module):
     """``audio [B, N]`` → log-mel ``[B, frames, n_mels]`` with ``frames = 1 + (N - n_fft) // hop``."""
 
-    def __init__(self, settings: FeatureSettings) -> None:
+    def __init__(self, settings: LogMelSettings) -> None:
         super().__init__()
         self.settings = settings
         self.mel = torchaudio.transforms.MelSpectrogram(

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from asr_service.model.dataclass_io import dataclass_from_mapping
-from asr_service.model.features import FeatureSettings, LogMel
+from asr_service.model.features import LogMel, LogMelSettings
 from asr_service.model.interface import StreamState, register_architecture
 
 ARCH_NAME = "streaming-gru-ctc"
@@ -76,7 +76,7 @@ class StreamingGruCtc(nn.Module):
     def __init__(
         self,
         config: StreamingGruCtcConfig,
-        features: FeatureSettings,
+        features: LogMelSettings,
         tokens: list[str],
         blank_id: int = 0,
     ) -> None:
@@ -195,5 +195,5 @@ def build_streaming_gru_ctc(
 ) -> nn.Module:
     """Builder used by the checkpoint loader (random weights; the loader fills them)."""
     return StreamingGruCtc(
-        StreamingGruCtcConfig.from_dict(hparams), FeatureSettings.from_dict(features), list(tokens)
+        StreamingGruCtcConfig.from_dict(hparams), LogMelSettings.from_dict(features), list(tokens)
     )

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import torch
 
-from asr_service.model.ctc import IncrementalGreedyDecoder, Segment
+from asr_service.decoding.results import Segment
+from asr_service.model.ctc import IncrementalGreedyDecoder
 from asr_service.model.interface import AcousticModel
 
 
@@ -62,10 +63,10 @@ def transcribe_segments(
             min_silence_s is not None
             and decoder.has_speech
             and decoder.trailing_silence_s >= min_silence_s
-            and (segment := decoder.finalize())
+            and (segment := decoder.finalize(len(segments), "endpoint"))
         ):
             segments.append(segment)
-    if last := decoder.finalize():
+    if last := decoder.finalize(len(segments), "eof"):
         segments.append(last)
     return segments
 

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from asr_service.ezspeech.features import FeatureSettings, FilterbankFeatures
+from asr_service.ezspeech.features import FilterbankFeatures, FilterbankSettings
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ezspeech"
 
@@ -77,7 +77,7 @@ def layout(name: str = "state_dict_keys_small.json", vocab_size: int = TEST_VOCA
 def random_state_dict(shapes: dict[str, list[int]], seed: int = 0) -> OrderedDict[str, torch.Tensor]:
     """Random weights of the right scale; the featurizer buffers are the real window/filterbank."""
     generator = torch.Generator().manual_seed(seed)
-    featurizer = FilterbankFeatures(FeatureSettings())
+    featurizer = FilterbankFeatures(FilterbankSettings())
     state: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, shape in shapes.items():
         if key == "preprocessor.featurizer.window":

@@ -601,7 +601,7 @@ def test_browser_page_is_hidden_when_ui_is_disabled(start_server):
     [
         ("s3://models-bucket/models/demo-v3.pt?versionId=3HL4kqtJ", "demo-v3.pt@3HL4kqtJ"),
         ("s3://models-bucket/models/demo-v3.pt", "demo-v3.pt"),
-        ("default:/app/asr_service/models/demo/demo.pt", "demo.pt (built-in)"),
+        ("default:/app/asr_service/model_files/demo/demo.pt", "demo.pt (built-in)"),
         ("/srv/private/dir/model.pt", "model.pt"),
         (None, None),
     ],

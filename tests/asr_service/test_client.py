@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import structlog
 
-from asr_service.client import main
+from asr_client.stream import main
 from tests.asr_service.fakes import word_audio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def test_final_transcript_is_the_last_stdout_line_and_partials_go_to_stderr(serv
         [
             sys.executable,
             "-m",
-            "asr_service.client",
+            "asr_client",
             "--server",
             server.url,
             "--audio-file",

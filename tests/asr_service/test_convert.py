@@ -1,4 +1,4 @@
-"""``python -m asr_service.convert``: EzSpeech files (exact key layout, random weights) into the
+"""``python -m ezspeech_convert``: EzSpeech files (exact key layout, random weights) into the
 safe checkpoint format, and the errors a wrong file gets."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr_service.convert import ConversionError, convert, main
-from asr_service.ezspeech import ARCH, EzSpeechCTC, EzSpeechHParams, FeatureSettings
-from asr_service.ezspeech.source import PickledObject, load_source
+from asr_client.transcribe import read_audio
+from asr_service.ezspeech import ARCH, EzSpeechCTC, EzSpeechHParams, FilterbankSettings
 from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import collapse, tokens_to_text
-from asr_service.transcribe import read_audio
+from ezspeech_convert.convert import ConversionError, convert, main
+from ezspeech_convert.source import PickledObject, load_source
 from tests.asr_service import ezspeech_fakes as fakes
 
 
@@ -57,7 +57,7 @@ def test_lightning_checkpoint_converts_loads_and_transcribes(tmp_path: Path, fil
 
     # Same numbers as the architecture filled directly with the source weights.
     reference = EzSpeechCTC(
-        EzSpeechHParams.from_mapping(loaded.hparams), FeatureSettings(), loaded.tokens
+        EzSpeechHParams.from_mapping(loaded.hparams), FilterbankSettings(), loaded.tokens
     ).eval()
     reference.load_state_dict(state)
     audio = read_audio(files["wav"], 16000)
@@ -133,7 +133,7 @@ def test_opt_in_reading_never_runs_pickled_code(tmp_path: Path) -> None:
 
 
 def _inert_module() -> object:
-    from asr_service.ezspeech import source
+    from ezspeech_convert import source
 
     return source._INERT_PICKLE
 

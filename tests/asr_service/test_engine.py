@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from asr_service.engine import BatchingEngine, CtcStreamDecoder, StreamUpdate, UnsupportedModelError
+from asr_service.decoding.results import StreamUpdate
+from asr_service.decoding.streaming import CtcStreamDecoder
+from asr_service.engine import BatchingEngine
 from tests.asr_service.fakes import TOKENS, FakeStreamingModel, silence, word_audio
 
 
@@ -128,13 +130,11 @@ def test_cancelled_streams_are_dropped_without_decoding(engine_factory):
     assert engine.open_streams in (0, 1)  # dropped on the worker's next pass
 
 
-def test_full_context_models_need_a_registered_strategy(monkeypatch):
-    # asr_service.fullcontext registers one on import; take it away to see the refusal (issue #8).
-    monkeypatch.setattr("asr_service.engine._NON_STREAMING_STRATEGIES", {})
+@pytest.mark.parametrize(("streaming", "expected"), [(True, "streaming"), (False, "growing-window")])
+def test_the_engine_picks_the_strategy_from_the_models_declared_kind(streaming, expected):
     model = FakeStreamingModel()
-    model.streaming = False
-    with pytest.raises(UnsupportedModelError, match="full-context"):
-        BatchingEngine(model, torch.device("cpu"))
+    model.streaming = streaming
+    assert BatchingEngine(model, torch.device("cpu")).strategy_name == expected
 
 
 def test_stream_decoder_numbers_segments_and_gives_eof_an_empty_final():

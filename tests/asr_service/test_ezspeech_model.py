@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from asr_service.ezspeech import ARCH, EzSpeechCTC, EzSpeechHParams, FeatureSettings
+from asr_service.ezspeech import ARCH, EzSpeechCTC, EzSpeechHParams, FilterbankSettings
 from asr_service.ezspeech.attention import (
     RelPositionMultiHeadAttention,
     relative_to_absolute,
@@ -33,7 +33,7 @@ def _reference_layout(name: str) -> dict[str, list[int]]:
 
 def _layout(hparams: EzSpeechHParams) -> dict[str, list[int]]:
     with torch.device("meta"):
-        model = EzSpeechCTC(hparams, FeatureSettings(), _tokens(hparams))
+        model = EzSpeechCTC(hparams, FilterbankSettings(), _tokens(hparams))
     return {key: list(value.shape) for key, value in model.state_dict().items()}
 
 
@@ -53,7 +53,7 @@ def test_state_dict_keys_and_shapes_equal_ezspeech(hparams: EzSpeechHParams, ref
 
 def test_full_config_parameter_count() -> None:
     with torch.device("meta"):
-        model = EzSpeechCTC(EzSpeechHParams(), FeatureSettings(), _tokens(EzSpeechHParams()))
+        model = EzSpeechCTC(EzSpeechHParams(), FilterbankSettings(), _tokens(EzSpeechHParams()))
     params = sum(p.numel() for p in model.parameters())
     reference = _reference_layout("state_dict_keys.json")
     buffers = ("window", ".fb", "running_mean", "running_var", "num_batches_tracked")
@@ -109,7 +109,7 @@ def test_attention_matches_transformer_xl_formula() -> None:
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-def _numpy_features(audio: np.ndarray, fb: np.ndarray, s: FeatureSettings) -> np.ndarray:
+def _numpy_features(audio: np.ndarray, fb: np.ndarray, s: FilterbankSettings) -> np.ndarray:
     """Independent log-mel: pre-emphasis, reflect-padded frames, symmetric Hann, |rfft|², mel,
     log, per-bin normalisation with the unbiased std."""
     x = np.concatenate([audio[:1], audio[1:] - s.preemph * audio[:-1]])
@@ -135,7 +135,7 @@ def _numpy_features(audio: np.ndarray, fb: np.ndarray, s: FeatureSettings) -> np
 
 
 def test_features_match_independent_numpy_pipeline() -> None:
-    settings = FeatureSettings()
+    settings = FilterbankSettings()
     rng = np.random.default_rng(0)
     t = np.arange(8000) / 16000
     audio = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
@@ -149,7 +149,7 @@ def test_features_match_independent_numpy_pipeline() -> None:
 
 def test_padded_batch_gives_each_utterance_its_own_result() -> None:
     torch.manual_seed(1)
-    model = EzSpeechCTC(SMALL, FeatureSettings(), _tokens(SMALL)).eval()
+    model = EzSpeechCTC(SMALL, FilterbankSettings(), _tokens(SMALL)).eval()
     audio = torch.randn(2, 16000) * 0.1
     audio[1, 11000:] = 0.0
     with torch.no_grad():
@@ -161,7 +161,7 @@ def test_padded_batch_gives_each_utterance_its_own_result() -> None:
 
 @pytest.mark.parametrize("num_samples", [100, 160, 1599, 16000, 16001, 40321])
 def test_num_frames_matches_forward(num_samples: int) -> None:
-    model = EzSpeechCTC(SMALL, FeatureSettings(), _tokens(SMALL)).eval()
+    model = EzSpeechCTC(SMALL, FilterbankSettings(), _tokens(SMALL)).eval()
     with torch.no_grad():
         log_probs, lengths = model.forward_full(torch.zeros(1, num_samples), torch.tensor([num_samples]))
     assert log_probs.shape[1] == lengths[0] == model.num_frames(num_samples)
@@ -171,7 +171,7 @@ def test_num_frames_matches_forward(num_samples: int) -> None:
 
 def test_builder_is_registered_and_model_meets_the_engine_interface() -> None:
     hparams = SMALL.to_dict()
-    model = architecture_builder(ARCH)(hparams, FeatureSettings().to_dict(), _tokens(SMALL))
+    model = architecture_builder(ARCH)(hparams, FilterbankSettings().to_dict(), _tokens(SMALL))
     assert isinstance(model, AcousticModel)
     assert model.streaming is False
     assert model.blank_id == SMALL.vocab_size == len(model.tokens) - 1
@@ -182,7 +182,7 @@ def test_builder_is_registered_and_model_meets_the_engine_interface() -> None:
 
 def test_builder_rejects_inconsistent_settings() -> None:
     with pytest.raises(ValueError, match="2049 outputs"):
-        EzSpeechCTC(SMALL, FeatureSettings(), ["a", "b"])
+        EzSpeechCTC(SMALL, FilterbankSettings(), ["a", "b"])
     with pytest.raises(ValueError, match="unknown ezspeech_ctc_sc hparams: d_modle"):
         EzSpeechHParams.from_mapping({"d_modle": 3})
     with pytest.raises(ValueError, match="not divisible"):

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from asr_service.convert import convert
+from asr_client.transcribe import read_audio, transcribe_samples
+from asr_service.decoding.growing_window import STRATEGY_NAME, GrowingWindowSettings, GrowingWindowStrategy
 from asr_service.engine import BatchingEngine
-from asr_service.fullcontext import STRATEGY_NAME, FullContextSettings, FullContextStrategy
 from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import tokens_to_text
 from asr_service.server import load_configured_model
-from asr_service.transcribe import read_audio, transcribe_samples
+from ezspeech_convert.convert import convert
 from tests.asr_service import ezspeech_fakes as fakes
 from tests.asr_service.conftest import http_get
 from tests.asr_service.test_engine import Collector
@@ -103,8 +103,8 @@ def run(engine: BatchingEngine, audio: np.ndarray, piece: int = 1000) -> Collect
 def make_engine():
     engines: list[BatchingEngine] = []
 
-    def make(model: RegionModel, settings: FullContextSettings | None = None, **kwargs) -> BatchingEngine:
-        strategy = FullContextStrategy(model, torch.device("cpu"), settings)
+    def make(model: RegionModel, settings: GrowingWindowSettings | None = None, **kwargs) -> BatchingEngine:
+        strategy = GrowingWindowStrategy(model, torch.device("cpu"), settings)
         engine = BatchingEngine(model, torch.device("cpu"), strategy=strategy, **kwargs)
         engine.start()
         engines.append(engine)
@@ -142,7 +142,7 @@ def test_trailing_silence_ends_the_segment_and_times_are_absolute(make_engine) -
 def test_long_segment_is_cut_at_a_pause_not_inside_a_word(make_engine) -> None:
     model = RegionModel()
     audio = regions(*[(0.4, 0.16)] * 12)  # 6.7 s of speech with pauses shorter than the endpoint
-    settings = FullContextSettings(max_window_s=2.0)
+    settings = GrowingWindowSettings(max_window_s=2.0)
     collector = run(make_engine(model, settings, endpoint_silence_s=10.0), audio)
     longest_window = max(n for call in model.calls for n in call)
     assert longest_window <= (2.0 + 0.6) * RATE
@@ -185,7 +185,9 @@ def test_streams_decoded_in_one_batch_get_their_own_text(make_engine) -> None:
 
 
 def test_redecode_waits_for_audio_worth_the_last_decode_cost() -> None:
-    strategy = FullContextStrategy(RegionModel(), torch.device("cpu"), FullContextSettings(cost_factor=2.0))
+    strategy = GrowingWindowStrategy(
+        RegionModel(), torch.device("cpu"), GrowingWindowSettings(cost_factor=2.0)
+    )
     decoder = strategy.new_decoder()
     decoder.decodes, decoder.last_cost_s = 1, 0.5
     decoder.append(torch.zeros(RATE // 2))
@@ -230,7 +232,7 @@ def test_server_streams_a_converted_ezspeech_model_like_offline_transcription(
 def test_audio_sent_at_once_is_not_re_decoded_chunk_by_chunk_after_eof(make_engine) -> None:
     model = RegionModel()
     audio = regions(*[(0.4, 0.16)] * 8)  # 4.5 s, 28 chunks, all queued before the worker gets to them
-    settings = FullContextSettings(cost_factor=1e6)  # after one decode, wait for more audio than exists
+    settings = GrowingWindowSettings(cost_factor=1e6)  # after one decode, wait for more audio than exists
     collector = run(make_engine(model, settings, endpoint_silence_s=10.0), audio, piece=audio.size)
     assert collector.finals() == [whole_decode(model, audio)]
     assert len(model.calls) <= 1 + 2 + 1  # first chunk, at most one before eof landed, the last, whole_decode

@@ -1,4 +1,4 @@
-"""The golden-set gate (issue 22) through the real server process: ``python -m asr_service``.
+"""The golden-set gate through the real server process: ``python -m asr_service``.
 
 A checkpoint that loads but transcribes badly (its token list rotated) must never turn ready and
 must exit 3 with one ``golden_set_failed`` line; the shipped model must pass its own golden set
@@ -27,7 +27,7 @@ from asr_service.golden import (
     parse_manifest,
     score_clip,
 )
-from asr_service.model_source import sha256_file
+from asr_service.model_fetch import sha256_file
 from asr_service.settings import SettingsError, load_settings
 from demo.models import make_wrong_version
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer
@@ -36,7 +36,7 @@ from tests.asr_service.conftest import http_get
 
 REPO = Path(__file__).resolve().parents[2]
 CLIPS = REPO / "tests" / "data" / "clips"
-SHIPPED_MODEL = REPO / "asr_service" / "models" / "demo" / "demo.pt"
+SHIPPED_MODEL = REPO / "asr_service" / "model_files" / "demo" / "demo.pt"
 
 
 @pytest.fixture(scope="module")

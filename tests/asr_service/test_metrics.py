@@ -7,15 +7,9 @@ import time
 
 import pytest
 
-from asr_service.metrics import (
-    EMF_MAX_VALUES,
-    EMF_NAMESPACE,
-    GpuSample,
-    IntervalSample,
-    ServiceMetrics,
-    TorchCudaProbe,
-    emf_values,
-)
+from asr_service.emf import EMF_MAX_VALUES, EMF_NAMESPACE, IntervalSample, emf_values
+from asr_service.gpu_probe import GpuSample, TorchCudaProbe
+from asr_service.metrics import ServiceMetrics, current_value
 from tests.asr_service.conftest import http_get
 from tests.asr_service.fakes import word_audio
 from tests.asr_service.wsclient import stream_native
@@ -235,3 +229,15 @@ def test_emf_is_written_on_stdout_by_the_running_server(start_server, capfd):
     assert all(0 <= v < 5000 for r in performance for v in r["PartialLatency"])
     assert performance[0]["DecodeStrategy"] == "streaming"
     assert http_get(server.health_port, "/health")[0] == 200
+
+
+def test_current_value_reads_counters_gauges_and_label_children():
+    metrics = ServiceMetrics()
+    metrics.audio_seconds.inc(2.5)
+    metrics.sessions_active.inc(3)
+    metrics.reject("max_sessions")
+    assert current_value(metrics.audio_seconds) == 2.5
+    assert current_value(metrics.sessions_active) == 3
+    assert current_value(metrics.sessions_rejected.labels(reason="max_sessions")) == 1
+    with pytest.raises(ValueError, match="labels"):
+        current_value(metrics.sessions_rejected)  # which reason? a labelled parent has no one value

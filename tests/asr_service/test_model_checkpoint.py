@@ -23,7 +23,7 @@ from asr_service.model.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from asr_service.model.features import FeatureSettings
+from asr_service.model.features import LogMelSettings
 from asr_service.model.interface import AcousticModel
 from asr_service.model.streaming_ctc import (
     ARCH_NAME,
@@ -37,7 +37,7 @@ CONFIG = StreamingGruCtcConfig(hidden=32, layers=1)
 
 def small_model() -> StreamingGruCtc:
     torch.manual_seed(0)
-    return StreamingGruCtc(CONFIG, FeatureSettings(), CHAR_TOKENS)
+    return StreamingGruCtc(CONFIG, LogMelSettings(), CHAR_TOKENS)
 
 
 def payload(model: StreamingGruCtc | None = None) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def payload(model: StreamingGruCtc | None = None) -> dict[str, Any]:
         "version": FORMAT_VERSION,
         "arch": ARCH_NAME,
         "hparams": CONFIG.to_dict(),
-        "features": FeatureSettings().to_dict(),
+        "features": LogMelSettings().to_dict(),
         "tokens": list(CHAR_TOKENS),
         "blank_id": 0,
         "state_dict": model.state_dict(),
@@ -68,7 +68,7 @@ def test_round_trip_gives_the_same_model(tmp_path: Path) -> None:
         path,
         arch=ARCH_NAME,
         hparams=CONFIG.to_dict(),
-        features=FeatureSettings().to_dict(),
+        features=LogMelSettings().to_dict(),
         tokens=CHAR_TOKENS,
         blank_id=0,
         state_dict=model.state_dict(),
@@ -203,7 +203,7 @@ def test_lexicon_travels_with_the_checkpoint(tmp_path: Path) -> None:
         path,
         arch=ARCH_NAME,
         hparams=CONFIG.to_dict(),
-        features=FeatureSettings().to_dict(),
+        features=LogMelSettings().to_dict(),
         tokens=CHAR_TOKENS,
         blank_id=0,
         state_dict=model.state_dict(),

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from asr_service.model_source import ModelSourceError, parse_s3_uri, resolve_model
+from asr_service.model_fetch import ModelSourceError, parse_s3_uri, resolve_model
 
 
 def test_parse_s3_uri_with_and_without_version():

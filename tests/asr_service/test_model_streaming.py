@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asr_service.model.ctc import greedy_decode
-from asr_service.model.features import FeatureSettings
+from asr_service.model.features import LogMelSettings
 from asr_service.model.interface import AcousticModel
 from asr_service.model.streaming_ctc import CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from asr_service.model.transcribe import stream_log_probs, transcribe, transcribe_segments
@@ -17,7 +17,7 @@ TOLERANCE = 1e-4  # max abs log-prob difference allowed between code paths (floa
 def make_model(seed: int = 0, **overrides: int) -> StreamingGruCtc:
     torch.manual_seed(seed)
     config = StreamingGruCtcConfig(hidden=64, layers=2, **overrides)
-    model = StreamingGruCtc(config, FeatureSettings(), CHAR_TOKENS).eval()
+    model = StreamingGruCtc(config, LogMelSettings(), CHAR_TOKENS).eval()
     # Untrained output is nearly uniform; sharpen the head so greedy text is not all blanks.
     with torch.no_grad():
         model.head.weight.mul_(20.0)

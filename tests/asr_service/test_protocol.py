@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asr_service import protocol
+from asr_service.decoding.results import Segment
 from asr_service.protocol import AudioChunk, CloseCode, ConfigRequest, Eof, ProtocolError, Start
 
 
@@ -61,7 +62,7 @@ def test_seed_messages_parse():
 
 
 def test_events_encode_compactly_and_keep_unicode():
-    event = protocol.final_event(2, "héllo", 0.5, 1.25, 0.987654, "endpoint")
+    event = protocol.final_event(Segment(2, "héllo", 0.5, 1.25, 0.987654, "endpoint"))
     assert json.loads(protocol.encode(event)) == {
         "type": "final",
         "segment_id": 2,

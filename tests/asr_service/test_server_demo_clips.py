@@ -74,7 +74,7 @@ def test_the_client_cli_prints_the_transcript_as_its_last_line(demo_server):
         [
             sys.executable,
             "-m",
-            "asr_service.client",
+            "asr_client",
             "--server",
             demo_server.url,
             "--audio-file",

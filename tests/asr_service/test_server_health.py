@@ -9,7 +9,7 @@ import pytest
 
 from asr_service.server import StartupError
 from tests.asr_service.conftest import TEST_SETTINGS, ServerThread, fake_loader, http_get
-from tests.asr_service.fakes import FakeStreamingModel, word_audio
+from tests.asr_service.fakes import word_audio
 from tests.asr_service.wsclient import stream_native
 
 
@@ -51,15 +51,6 @@ def test_a_model_that_fails_to_load_stops_start_up():
 
     with pytest.raises(StartupError, match="checksum mismatch"):
         ServerThread(TEST_SETTINGS, broken).start()
-
-
-def test_a_full_context_model_is_refused_naming_the_missing_strategy(monkeypatch):
-    # asr_service.fullcontext registers one on import; take it away to see the refusal (issue #8).
-    monkeypatch.setattr("asr_service.engine._NON_STREAMING_STRATEGIES", {})
-    model = FakeStreamingModel()
-    model.streaming = False
-    with pytest.raises(StartupError, match="full-context decode strategy"):
-        ServerThread(TEST_SETTINGS, fake_loader(model)).start()
 
 
 def test_metrics_json_has_the_seed_fields_and_the_decode_strategy(server):

@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from asr_service.metrics import current_value
 from tests.asr_service.conftest import fake_loader, wait_until
 from tests.asr_service.fakes import FakeStreamingModel, word_audio
 from tests.asr_service.wsclient import recv_all, recv_event, stream_native
@@ -92,7 +93,7 @@ def test_sessions_beyond_the_limit_get_503_with_retry_after(start_server):
     wait_until(lambda: not limited.server.sessions)
     events, code = stream_native(limited.url, word_audio("a"))
     assert code == 1000 and events[-1]["text"] == "a"
-    rejected = limited.server.metrics.sessions_rejected.labels(reason="max_sessions")._value.get()
+    rejected = current_value(limited.server.metrics.sessions_rejected.labels(reason="max_sessions"))
     assert rejected == 1
 
 

@@ -18,7 +18,7 @@ import torch
 from asr_service.engine import BatchingEngine
 from asr_service.model.checkpoint import load_checkpoint, save_checkpoint
 from asr_service.model.ctc import greedy_decode
-from asr_service.model.features import FeatureSettings
+from asr_service.model.features import LogMelSettings
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from asr_service.server import StartupError, load_configured_model
 from tests.asr_service.conftest import TEST_SETTINGS, ServerThread
@@ -29,14 +29,14 @@ CONFIG = StreamingGruCtcConfig(hidden=48, layers=1, chunk_frames=4)
 
 def _write_checkpoint(path: Path) -> str:
     torch.manual_seed(1)
-    model = StreamingGruCtc(CONFIG, FeatureSettings(), CHAR_TOKENS)
+    model = StreamingGruCtc(CONFIG, LogMelSettings(), CHAR_TOKENS)
     with torch.no_grad():
         model.head.bias[0] -= 3.0  # untrained: make blanks rarer so the text is not empty
     return save_checkpoint(
         path,
         arch=ARCH_NAME,
         hparams=CONFIG.to_dict(),
-        features=FeatureSettings().to_dict(),
+        features=LogMelSettings().to_dict(),
         tokens=CHAR_TOKENS,
         blank_id=0,
         state_dict=model.state_dict(),

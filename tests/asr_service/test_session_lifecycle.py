@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from asr_service.audio import encode_pcm16
+from asr_service.metrics import current_value
 from tests.asr_service.conftest import http_get, wait_until
 from tests.asr_service.fakes import word_audio
 from tests.asr_service.wsclient import audio_chunk_message, recv_all, recv_event, stream_native
@@ -76,7 +77,7 @@ def test_clients_that_reset_never_lock_the_task_out(start_server, phase):
     started = time.monotonic()
     wait_until(lambda: not limited.server.sessions, timeout=5)
     assert time.monotonic() - started < 1.0
-    assert limited.server.metrics.sessions_active._value.get() == 0
+    assert current_value(limited.server.metrics.sessions_active) == 0
     # Every slot is usable again: four full sessions at once, none refused.
     with (
         connect(limited.url) as a,

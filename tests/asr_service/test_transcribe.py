@@ -1,4 +1,4 @@
-"""``python -m asr_service.transcribe``: whole-file greedy CTC with any supported checkpoint."""
+"""``python -m asr_client.transcribe``: whole-file greedy CTC with any supported checkpoint."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from asr_service.convert import convert
+from asr_client.transcribe import main, read_audio
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, LoadedModel, load_checkpoint, save_checkpoint
 from asr_service.model.ctc import greedy_decode
 from asr_service.model.streaming_ctc import ARCH_NAME, StreamingGruCtcConfig
-from asr_service.transcribe import main, read_audio
+from ezspeech_convert.convert import convert
 from tests.asr_service import ezspeech_fakes as fakes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_streaming_architecture_transcribes_too(tmp_path: Path, streaming_model:
 def test_command_line_with_the_shipped_demo_model(tmp_path: Path) -> None:
     wav = fakes.write_wav(tmp_path / "a.wav", 1.0)
     result = subprocess.run(
-        [sys.executable, "-m", "asr_service.transcribe", str(wav)],
+        [sys.executable, "-m", "asr_client.transcribe", str(wav)],
         cwd=REPO,
         capture_output=True,
         text=True,

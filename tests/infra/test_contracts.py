@@ -19,6 +19,7 @@ import yaml
 from asr_service import auth
 from asr_service import metrics as server_metrics
 from asr_service import settings as server_settings
+from asr_service.emf import EMF_NAMESPACE
 from asr_service.http import HttpServer, add_health_routes
 from tests.infra.test_dockerfile import DOCKERFILE, exec_form, parse_dockerfile
 from tests.infra.test_terraform import TerraformConfig, load_terraform, one_block
@@ -234,7 +235,7 @@ def test_scaling_policy_reads_the_metric_the_server_writes(tf: TerraformConfig) 
     )
     metric = one_block(config, "customized_metric_specification")
     dimension = one_block(metric, "dimensions")
-    assert metric["namespace"] == directive["Namespace"] == server_metrics.EMF_NAMESPACE
+    assert metric["namespace"] == directive["Namespace"] == EMF_NAMESPACE
     assert metric["metric_name"] in written
     assert directive["Dimensions"] == [[dimension["name"]]]
     assert record[dimension["name"]] == "svc"

@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from asr_service.metrics import GpuSample, RecordedHistogram, ServiceMetrics
+from asr_service.emf import RecordedHistogram
+from asr_service.gpu_probe import GpuSample
+from asr_service.metrics import ServiceMetrics
 from tests.infra.test_terraform import TerraformConfig, load_terraform
 
 ROOT = Path(__file__).resolve().parents[2]

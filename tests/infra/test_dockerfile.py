@@ -187,11 +187,19 @@ def ignore_patterns() -> list[str]:
         "requirements/constraints.txt",
         "asr_service/__main__.py",
         "asr_service/ui/static/index.html",
-        "asr_service/models/demo/demo.pt",
+        "asr_service/model_files/demo/demo.pt",
     ],
 )
 def test_build_context_holds_what_the_image_needs(ignore_patterns: list[str], path: str) -> None:
     assert dockerignore_includes(path, ignore_patterns)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["asr_client/stream.py", "asr_client/transcribe.py", "ezspeech_convert/source.py", "training/train.py"],
+)
+def test_clients_and_the_converter_stay_out_of_the_image(ignore_patterns: list[str], path: str) -> None:
+    assert not dockerignore_includes(path, ignore_patterns)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""``python -m asr_service.client``: stream a WAV file (or the microphone) to the server.
+"""``python -m asr_client``: stream a WAV file (or the microphone) to the server.
 
 Partials are shown on stderr as they change; the final transcript is the LAST line of stdout,
 so scripts can take ``| tail -n 1``. ``--json`` prints every server event as one JSON line on
@@ -28,23 +28,13 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
+from asr_service.wav import WavReadError, read_wav
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class ClientError(Exception):
     """Something the user must fix (file, option, optional dependency)."""
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """→ (int16 mono samples, sample rate). Several channels are averaged."""
-    import soundfile
-
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise ClientError(f"cannot read audio file {path}: {error}") from None
-    mono = data.mean(axis=1)
-    return (np.clip(mono, -1.0, 32767 / 32768) * 32768).round().astype("<i2"), int(rate)
 
 
 class Printer:
@@ -174,7 +164,10 @@ async def run(args: argparse.Namespace) -> int:
     else:
         if args.audio_file is None:
             raise ClientError(f"--mode {args.mode} needs --audio-file")
-        pcm, rate = read_wav(args.audio_file)
+        try:
+            pcm, rate = read_wav(args.audio_file)
+        except WavReadError as error:
+            raise ClientError(str(error)) from None
         audio = _paced(pcm, rate, args.chunk_ms, realtime=not args.no_realtime)
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
     try:
@@ -234,9 +227,7 @@ def _seed_chunk(pcm: bytes, index: int, is_final: bool, rate: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m asr_service.client", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m asr_client", description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="ws://localhost:8765", help="WebSocket URL (default %(default)s)")
     parser.add_argument("--audio-file", type=Path, help="WAV/FLAC file (any common rate; channels are mixed)")
     parser.add_argument("--mode", choices=("streaming", "file", "microphone"), default="streaming")

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from asr_service.ezspeech.features import FeatureSettings
+from asr_service.ezspeech.features import FilterbankSettings
 from asr_service.ezspeech.model import BLANK_TOKEN, EzSpeechCTC, EzSpeechHParams
 
 #: Top-level modules that make up the served model; every key under them must fit exactly.
@@ -26,7 +26,7 @@ class LayoutError(ValueError):
 @dataclass(frozen=True)
 class Layout:
     hparams: EzSpeechHParams
-    features: FeatureSettings
+    features: FilterbankSettings
     state_dict: dict[str, torch.Tensor]
     #: Keys of other training-time modules (auxiliary heads, ...) that serving does not use.
     ignored_keys: list[str]
@@ -99,8 +99,8 @@ def _cross_check(hparams: EzSpeechHParams, encoder: Mapping[str, Any]) -> None:
         raise LayoutError(f"limited attention context {context} is not supported (full context only)")
 
 
-def infer_features(state: Mapping[str, torch.Tensor], preprocessor: Mapping[str, Any]) -> FeatureSettings:
-    defaults = FeatureSettings()
+def infer_features(state: Mapping[str, torch.Tensor], preprocessor: Mapping[str, Any]) -> FilterbankSettings:
+    defaults = FilterbankSettings()
     window = preprocessor.get("window", "hann")
     if window != "hann":
         raise LayoutError(f"preprocessor.window={window!r} is not supported (only 'hann')")
@@ -118,7 +118,7 @@ def infer_features(state: Mapping[str, torch.Tensor], preprocessor: Mapping[str,
     _, n_mels, n_bins = _shape(state, "preprocessor.featurizer.fb")
     sample_rate = int(preprocessor.get("sample_rate", defaults.sample_rate))
     normalize = preprocessor.get("normalize", defaults.normalize) or "none"
-    settings = FeatureSettings(
+    settings = FilterbankSettings(
         sample_rate=sample_rate,
         window_size=win_length / sample_rate,
         window_stride=float(preprocessor.get("window_stride", defaults.window_stride)),

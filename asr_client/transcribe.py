@@ -1,6 +1,6 @@
 """Offline transcription of whole files (the seed's batch transcription, as a command).
 
-    python -m asr_service.transcribe --model model.pt a.wav b.flac ...
+    python -m asr_client.transcribe --model model.pt a.wav b.flac ...
 
 Prints one ``path<TAB>text`` line per file, in the order given: greedy CTC over the whole
 utterance in one forward pass (``forward_full``), with any checkpoint the server can load (the
@@ -78,7 +78,7 @@ def transcribe_files(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m asr_service.transcribe", description=__doc__.split("\n\n")[0]
+        prog="python -m asr_client.transcribe", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, ...)")
     parser.add_argument(

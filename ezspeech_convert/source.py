@@ -115,7 +115,7 @@ class _InertUnpickler(pickle.Unpickler):
 _INERT_PICKLE = SimpleNamespace(
     Unpickler=_InertUnpickler,
     load=lambda file, **kwargs: _InertUnpickler(file, **kwargs).load(),
-    __name__="asr_service.ezspeech.source.inert_pickle",
+    __name__="ezspeech_convert.source.inert_pickle",
 )
 
 

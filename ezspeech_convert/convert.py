@@ -1,6 +1,6 @@
 """Convert an EzSpeech checkpoint into this project's safe checkpoint format.
 
-    python -m asr_service.convert last.ckpt --tokenizer bpe.model --out model.pt --allow-pickle
+    python -m ezspeech_convert last.ckpt --tokenizer bpe.model --out model.pt --allow-pickle
 
 Reads a PyTorch Lightning ``.ckpt`` or an EzSpeech slim export of the ``ctc_sc`` CTC Conformer,
 checks every weight against the architecture (names and shapes), embeds the SentencePiece
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from asr_service.ezspeech.layout import Layout, LayoutError, resolve
 from asr_service.ezspeech.model import ARCH, BLANK_TOKEN
-from asr_service.ezspeech.source import EzSpeechSource, SourceError, load_source
-from asr_service.model_source import sha256_file
+from asr_service.model_fetch import sha256_file
+from ezspeech_convert.layout import Layout, LayoutError, resolve
+from ezspeech_convert.source import EzSpeechSource, SourceError, load_source
 
 if TYPE_CHECKING:
     from asr_service.model.checkpoint import LoadedModel
@@ -127,9 +127,7 @@ def convert(checkpoint: Path, tokenizer: Path, output: Path, *, allow_pickle: bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m asr_service.convert", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m ezspeech_convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="EzSpeech Lightning .ckpt or slim export")
     parser.add_argument(
         "--tokenizer", type=Path, required=True, help="SentencePiece .model of that checkpoint"

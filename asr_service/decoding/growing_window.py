@@ -16,7 +16,8 @@ one-second chunk alone and cut words there).
   ``endpoint_silence_s`` of frames without tokens; the next window starts where that decode ended.
 - **Length cap.** A window longer than ``max_window_s`` is cut at the middle of the longest run
   of blank frames in its older part (a pause, as far as the model can tell): the text before the
-  cut becomes a final, the audio after it starts the next window. Windows with no text at all
+  cut becomes a final (the decoder asks for it with ``cut_requested()``), the audio after it
+  starts the next window. Windows with no text at all
   keep only their last second.
 - **Batching.** All streams due in one engine step are decoded in one padded batch; the model
   gives a padded sequence exactly the result it gets alone, so batching never changes text.
@@ -27,14 +28,14 @@ joins the window: zero padding would shift the per-utterance feature normalisati
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from asr_service.engine import Partial, Segment, StepItem, register_strategy
+from asr_service.decoding.results import Partial, Segment
+from asr_service.decoding.strategy import StepItem
 from asr_service.model.ctc import WORD_BOUNDARY, tokens_to_text
 from asr_service.model.interface import AcousticModel
 
@@ -42,7 +43,7 @@ STRATEGY_NAME = "growing-window"
 
 
 @dataclass(frozen=True)
-class FullContextSettings:
+class GrowingWindowSettings:
     #: Longest window ever re-decoded; longer segments are cut at a pause.
     max_window_s: float = 16.0
     #: Re-decode once new audio >= cost_factor × the stream's last decode time.
@@ -70,10 +71,10 @@ class _Hypothesis:
     best: list[int] = field(default_factory=list)
 
 
-class FullContextDecoder:
+class GrowingWindowDecoder:
     """One stream's open-segment window and its latest hypothesis (a ``StreamDecoder``)."""
 
-    def __init__(self, strategy: FullContextStrategy) -> None:
+    def __init__(self, strategy: GrowingWindowStrategy) -> None:
         self._strategy = strategy
         self._window: list[torch.Tensor] = []
         self.window_samples = 0
@@ -123,11 +124,12 @@ class FullContextDecoder:
         )
 
     def trailing_silence_s(self) -> float:
-        if self._cut_frame is not None:
-            return math.inf  # ask the engine to end the segment now (see _plan_cut)
         emitted = self._speech_tokens()
         last = emitted[-1][1] + 1 if emitted else 0
         return (self._hyp.frames - last) * self._strategy.frame_shift_s
+
+    def cut_requested(self) -> bool:
+        return self._cut_frame is not None  # the window hit its length cap (see _plan_cut)
 
     def finalize(self, reason: str) -> Segment:
         cut = self._cut_frame if reason != "eof" else None
@@ -209,19 +211,19 @@ class FullContextDecoder:
         self._cut_frame = best_mid
 
 
-class FullContextStrategy:
+class GrowingWindowStrategy:
     """The engine's ``DecodeStrategy`` for ``streaming = False`` models."""
 
     name = STRATEGY_NAME
 
     def __init__(
-        self, model: AcousticModel, device: torch.device, settings: FullContextSettings | None = None
+        self, model: AcousticModel, device: torch.device, settings: GrowingWindowSettings | None = None
     ) -> None:
         if model.streaming:
             raise ValueError("the growing-window strategy is for full-context models")
         self.model = model
         self.device = device
-        self.settings = settings or FullContextSettings()
+        self.settings = settings or GrowingWindowSettings()
         self.sample_rate = int(model.sample_rate)
         self.chunk_samples = int(model.chunk_samples)
         self.frame_shift_s = float(model.frame_shift_s)
@@ -233,8 +235,8 @@ class FullContextStrategy:
         self.decoded_audio_s = 0.0
         self.compute_s = 0.0
 
-    def new_decoder(self) -> FullContextDecoder:
-        return FullContextDecoder(self)
+    def new_decoder(self) -> GrowingWindowDecoder:
+        return GrowingWindowDecoder(self)
 
     def warm_up(self, batch_size: int) -> None:
         audio = torch.zeros(batch_size, self.sample_rate, device=self.device)
@@ -242,30 +244,28 @@ class FullContextStrategy:
         with torch.inference_mode():
             self.model.forward_full(audio, lengths)
 
-    def is_due(self, decoder: FullContextDecoder, last: bool) -> bool:
+    def is_due(self, decoder: GrowingWindowDecoder, last: bool) -> bool:
         if last:
             return decoder.new_samples > 0 or decoder.decodes == 0
         interval = max(self.chunk_samples, self.settings.cost_factor * decoder.last_cost_s * self.sample_rate)
         return decoder.new_samples >= interval
 
     def step(self, items: Sequence[StepItem]) -> None:
-        due: list[FullContextDecoder] = []
+        due: list[GrowingWindowDecoder] = []
         for item in items:
             decoder = item.decoder
-            if not isinstance(decoder, FullContextDecoder):
-                raise TypeError("FullContextStrategy got a decoder it did not create")
+            if not isinstance(decoder, GrowingWindowDecoder):
+                raise TypeError("GrowingWindowStrategy got a decoder it did not create")
             valid = item.audio.numel() if item.valid_samples is None else item.valid_samples
             decoder.append(item.audio[:valid].float().cpu())
-            # total_frames is set on every step once the client said eof, but only the step that
-            # completes the audio is the last: a file sent at once must not be re-decoded per chunk.
-            received = decoder.window_start + decoder.window_samples
-            last = item.total_frames is not None and self.model.num_frames(received) >= item.total_frames
-            if self.is_due(decoder, last=last):
+            # Only the stream's last step forces a decode: a file sent at once (eof already said)
+            # must not be re-decoded per chunk.
+            if self.is_due(decoder, last=item.last):
                 due.append(decoder)
         if due:
             self.decode(due)
 
-    def decode(self, decoders: Sequence[FullContextDecoder]) -> None:
+    def decode(self, decoders: Sequence[GrowingWindowDecoder]) -> None:
         """One padded forward over the windows of ``decoders``."""
         windows = [d.window() for d in decoders]
         lengths = torch.tensor([max(1, w.numel()) for w in windows])
@@ -283,10 +283,3 @@ class FullContextStrategy:
         for row, decoder in enumerate(decoders):
             count = int(frames[row]) if windows[row].numel() else 0
             decoder.accept(log_probs[row, :count], cost / len(decoders))
-
-
-def _factory(model: AcousticModel, device: torch.device) -> FullContextStrategy:
-    return FullContextStrategy(model, device)
-
-
-register_strategy(STRATEGY_NAME, _factory)
