@@ -153,7 +153,7 @@ def model_uploaded_pattern(names: StackNames) -> dict[str, Any]:
     }
 
 
-def container_environment(
+def terraform_environment(
     names: StackNames, model_uri: str, model_sha256: str, golden: dict[str, str] | None = None
 ) -> list[dict[str, str]]:
     """terraform/ecs.tf's container environment, Fargate CPU flavour (sorted, as Terraform writes it).
@@ -205,7 +205,7 @@ def task_definition(
                     {"containerPort": SERVER_PORT, "protocol": "tcp"},
                     {"containerPort": HEALTH_PORT, "protocol": "tcp"},
                 ],
-                "environment": container_environment(names, model_uri, model_sha256, golden),
+                "environment": terraform_environment(names, model_uri, model_sha256, golden),
                 # Not in terraform/ecs.tf (Fargate sizes the task, not the container): moto's RunTask,
                 # with which the demo records a stopped task, needs a container-level figure. The
                 # soft limit equal to the task's memory changes nothing for the only container.
@@ -228,7 +228,7 @@ def task_definition(
     }
 
 
-class AwsClients:
+class EndpointClients:
     """boto3 clients for one endpoint (moto here; real AWS when endpoint_url is None)."""
 
     def __init__(
@@ -357,12 +357,12 @@ class Stack:
             raise KeyError(f"unknown function {function!r} (known: {', '.join(per_function)})") from None
 
 
-def _queue_arn(aws: AwsClients, queue_url: str) -> str:
+def _queue_arn(aws: EndpointClients, queue_url: str) -> str:
     attributes = aws.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     return str(attributes["Attributes"]["QueueArn"])
 
 
-def create_models_bucket(aws: AwsClients, names: StackNames) -> Stack:
+def create_models_bucket(aws: EndpointClients, names: StackNames) -> Stack:
     """Terraform's models bucket: versioned (every upload keeps its version), EventBridge notifications on."""
     aws.s3.create_bucket(Bucket=names.models_bucket)
     aws.s3.put_bucket_versioning(Bucket=names.models_bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -372,13 +372,13 @@ def create_models_bucket(aws: AwsClients, names: StackNames) -> Stack:
     return Stack(names=names)
 
 
-def publish_names(aws: AwsClients, names: StackNames) -> None:
+def publish_names(aws: EndpointClients, names: StackNames) -> None:
     """terraform/ssm.tf: the names SAM, `make upload-model` and the ops tools read from SSM."""
     for parameter, value in names.published_parameters().items():
         aws.ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
 
 
-def create_model_uploaded_rule(aws: AwsClients, stack: Stack) -> None:
+def create_model_uploaded_rule(aws: EndpointClients, stack: Stack) -> None:
     """SAM's rule for uploads under models/; its target here is an SQS queue (see module docstring)."""
     names = stack.names
     stack.model_events_queue_url = aws.sqs.create_queue(QueueName=names.model_events_queue)["QueueUrl"]
@@ -393,7 +393,7 @@ def create_model_uploaded_rule(aws: AwsClients, stack: Stack) -> None:
     )
 
 
-def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
+def create_automation_backing(aws: EndpointClients, stack: Stack) -> None:
     """What template.yaml creates beside the functions: two SNS topics, the idempotency table and
     night_scaler's parameter (+ the demo's inbox queue, subscribed to both topics)."""
     names = stack.names
@@ -415,7 +415,7 @@ def create_automation_backing(aws: AwsClients, stack: Stack) -> None:
     )
 
 
-def create_client_tokens_secret(aws: AwsClients, stack: Stack) -> str:
+def create_client_tokens_secret(aws: EndpointClients, stack: Stack) -> str:
     """terraform/secrets.tf: the client-tokens secret, created without a value (Terraform never
     writes one; `make rotate-tokens` does)."""
     arn = str(aws.secretsmanager.create_secret(Name=stack.names.client_tokens_secret)["ARN"])
@@ -424,7 +424,7 @@ def create_client_tokens_secret(aws: AwsClients, stack: Stack) -> str:
 
 
 def create_service(
-    aws: AwsClients,
+    aws: EndpointClients,
     stack: Stack,
     model_uri: str,
     model_sha256: str,

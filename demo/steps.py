@@ -96,7 +96,7 @@ def _summarise(result: object) -> list[str]:
     if not isinstance(result, dict):
         return [json.dumps(result, default=str)[:150]]
     keys = ("status", "reason", "duplicate", "task_definition_arn", "model_uri", "sha256")
-    return [f"{key}: {result[key]}" for key in keys if result.get(key) not in (None, "")]
+    return [f"{key}: {result[key]}" for key in keys if result.get(key) not in (None, "", False)]
 
 
 def _show_alert(say: Narrator, alert: dict[str, str], lines: int = 3) -> None:
@@ -354,7 +354,7 @@ def step_5_alerts_and_night(run: DemoRun) -> None:
     say.fact("after scale_down (night)", result.capacity["night"])
     say.fact("saved in SSM", f"{names.capacity_parameter} = {saved}")
     serving = run.serving
-    if result.capacity["night"].desired_count == 0 and serving is not None:
+    if result.capacity["night"].desired == 0 and serving is not None:
         # ECS's part: desired 0 stops the service's tasks (SIGTERM, drain, exit).
         stop = serving.stop()
         say.fact(
@@ -364,7 +364,7 @@ def step_5_alerts_and_night(run: DemoRun) -> None:
     run.invoke("night_scaler", events.night_schedule("scale_up"))
     result.capacity["morning"] = run.capacity()
     say.fact("after scale_up (morning)", result.capacity["morning"])
-    if run.serving is None and result.capacity["morning"].desired_count > 0:
+    if run.serving is None and result.capacity["morning"].desired > 0:
         # ECS's part again: desired 1 starts a task of the service's current revision.
         revision = run.service_task_definition()
         task = run.start_task("morning", revision)

@@ -18,7 +18,7 @@ from demo.flow import short_arn
 from demo.models import prepare_inputs
 from demo.narration import Narrator
 from demo.resources import (
-    AwsClients,
+    EndpointClients,
     StackNames,
     create_automation_backing,
     create_model_uploaded_rule,
@@ -36,7 +36,7 @@ MAX_DEMO_CER = 0.25  # measured 0.0 with the shipped model; headroom for a retra
 # ------------------------------------------------------------------ the resource description (fast)
 @mock_aws
 def test_resource_description_builds_and_routes_only_model_uploads_to_the_rule_target():
-    aws = AwsClients(endpoint_url=None, region="us-east-1")
+    aws = EndpointClients(endpoint_url=None, region="us-east-1")
     names = StackNames()
     stack = create_models_bucket(aws, names)
     publish_names(aws, names)
@@ -158,7 +158,7 @@ def test_scan_finding_and_failed_deployment_raise_alerts(demo_run):
 @slow
 def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
     day, night, morning = (demo_run.capacity[k] for k in ("before night", "night", "morning"))
-    assert (night.min_capacity, night.max_capacity, night.desired_count) == (0, 0, 0)
+    assert (night.min, night.max, night.desired) == (0, 0, 0)
     assert morning == day
     # The demo played ECS: the task stopped for the night and a new one served in the morning.
     assert "task start → ready (morning)" in demo_run.timings

@@ -153,7 +153,7 @@ def test_redelivered_failure_alerts_once(
     first = app.lambda_handler(event, FakeContext())
     redelivered = app.lambda_handler(event, FakeContext())
 
-    assert first["outcome"] == "failed" and "duplicate" not in first
+    assert first["outcome"] == "failed" and first["duplicate"] is False
     assert redelivered["duplicate"] is True
     assert redelivered["deployment_id"] == "ecs-svc/9999"
     assert len(platform.notifications()) == 1

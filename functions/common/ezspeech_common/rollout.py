@@ -26,12 +26,13 @@ from botocore.exceptions import ClientError
 
 from ezspeech_common.ecs import (
     TAG_PREFIX,
-    container_environment,
     copyable_tags,
     describe_service,
     describe_task_definition,
     model_pin,
     other_deployment_ids,
+    plain_environment,
+    register_and_deploy,
     registerable,
     rollout_in_progress,
     with_container_environment,
@@ -224,9 +225,15 @@ class RolloutResult:
     golden_source: str = "none"
     deployment_id: str = ""
     superseded_deployment_ids: list[str] = field(default_factory=list)
+    #: True when idempotency handed back the stored result of an earlier delivery.
+    duplicate: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RolloutResult:
+        return cls(**data)
 
 
 def is_model_key(key: str, prefix: str) -> bool:
@@ -365,23 +372,15 @@ def roll_out_model(
         updates.update(model.golden.environment())
         result.golden_set, result.golden_source = model.golden.uri, "upload"
     else:
-        carried = container_environment(current, settings.container_name).get("GOLDEN_SET", "")
+        carried = plain_environment(current, settings.container_name).get("GOLDEN_SET", "")
         result.golden_set, result.golden_source = carried, "carried" if carried else "none"
     definition = with_container_environment(registerable(ecs, current), settings.container_name, updates)
     result.superseded_deployment_ids = other_deployment_ids(service) if rollout_in_progress(service) else []
-    registered = ecs.register_task_definition(
-        **definition, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())]
-    )
-    new_arn = str(registered["taskDefinition"]["taskDefinitionArn"])
-    updated = ecs.update_service(cluster=settings.cluster, service=settings.service, taskDefinition=new_arn)
-    deployments = updated["service"].get("deployments", [])
-    primary = [d for d in deployments if d.get("taskDefinition") == new_arn] or [
-        d for d in deployments if d.get("status") == "PRIMARY"
-    ]
+    deployed = register_and_deploy(ecs, settings.cluster, settings.service, definition, tags)
     result.status = "started"
     result.reason = "superseded_in_progress_rollout" if result.superseded_deployment_ids else "new_model"
-    result.task_definition_arn = new_arn
-    result.deployment_id = str(primary[0]["id"]) if primary else ""
+    result.task_definition_arn = deployed.task_definition_arn
+    result.deployment_id = deployed.deployment_id
     return result
 
 
