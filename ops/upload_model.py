@@ -15,7 +15,7 @@ progress bar (bytes, rate, time left) on a terminal, and a start and an end line
 stderr is not a terminal (CI logs).
 Honours ``AWS_ENDPOINT_URL`` (boto3 does), so it works against moto too.
 
-With ``--golden DIR`` (a directory with ``transcripts.json`` beside its WAVs, issue 22) the golden
+With ``--golden DIR`` (a directory with ``transcripts.json`` beside its WAVs) the golden
 set is uploaded FIRST, under ``<prefix>golden/<dir name>/``: each clip, then a ``transcripts.json``
 that pins every clip by version id and SHA-256. The model object then carries the pinned set as
 metadata ``golden-set`` (and ``golden-max-wer``), which the rollout puts in the new revision as

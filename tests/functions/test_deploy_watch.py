@@ -229,7 +229,7 @@ def test_service_arn_forms() -> None:
     assert json.loads(json.dumps(cluster_and_service("arn:aws:ecs:r:1:service/c/s"))) == ["c", "s"]
 
 
-# ------------------------------------------------------------------ the golden-set gate (issue 22)
+# ------------------------------------------------------------------ the golden-set gate
 GATE_RECORD: dict[str, Any] = {
     "component": "golden",
     "event": "golden_set_failed",

@@ -1,4 +1,4 @@
-"""The rollout keeps the golden-set gate (issue 22): `make upload-model GOLDEN=dir` → model_rollout.
+"""The rollout keeps the golden-set gate: `make upload-model GOLDEN=dir` → model_rollout.
 
 A golden set uploaded with a model is pinned on the new revision as GOLDEN_SET / GOLDEN_MAX_WER;
 a model uploaded without one inherits the pin of the revision it replaces; a bad pin fails the

@@ -59,7 +59,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 RolloutSource = Literal["event", "promote", "rollback"]
 
-#: Model object metadata naming the golden set the model must pass (issue 22; `make upload-model
+#: Model object metadata naming the golden set the model must pass (`make upload-model
 #: GOLDEN=dir` sets it) and the WER threshold; the rollout pins them as GOLDEN_SET / GOLDEN_MAX_WER.
 GOLDEN_SET_METADATA = "golden-set"
 GOLDEN_MAX_WER_METADATA = "golden-max-wer"
