@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from asr_service.model_source import sha256_file
+from demo.clients import EndpointClients
 from demo.lambda_runner import Invocation, invoke
 from demo.latency import LatencySummary
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer, environment_without_aws
 from demo.narration import Narrator
+from demo.provision import Stack
 from demo.resources import (
     CONTAINER_NAME,
     ECS_DESIRED_DIMENSION,
     MODEL_KEY_PREFIX,
-    EndpointClients,
-    Stack,
     StackNames,
 )
 from demo.task import (

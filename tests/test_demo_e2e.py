@@ -14,18 +14,18 @@ import pytest
 from moto import mock_aws
 
 from asr_service.auth import Client, parse_client_tokens
+from demo.clients import EndpointClients
 from demo.flow import short_arn
 from demo.models import prepare_inputs
 from demo.narration import Narrator
-from demo.resources import (
-    EndpointClients,
-    StackNames,
+from demo.provision import (
     create_automation_backing,
     create_model_uploaded_rule,
     create_models_bucket,
     create_service,
     publish_names,
 )
+from demo.resources import StackNames
 from demo.steps import DEMO_CLIENT, run_demo
 
 slow = pytest.mark.slow

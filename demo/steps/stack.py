@@ -6,15 +6,15 @@ import textwrap
 import time
 
 from demo.flow import DemoRun, short_arn
-from demo.resources import (
+from demo.provision import (
     create_automation_backing,
     create_client_tokens_secret,
     create_model_uploaded_rule,
     create_models_bucket,
     create_service,
-    model_uploaded_pattern,
     publish_names,
 )
+from demo.resources import model_uploaded_pattern
 from demo.steps.common import (
     DEMO_CLIENT,
     GOLDEN_MAX_WER,
