@@ -39,13 +39,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
 from ezspeech_common.errors import AutomationError, VersioningRequiredError
-from ezspeech_common.rollout import (
-    GOLDEN_MAX_WER_METADATA,
-    GOLDEN_SET_METADATA,
-    MODEL_SUFFIXES,
-    check_model_key,
-    parse_golden_metadata,
-)
+from ezspeech_common.golden_pin import GOLDEN_MAX_WER_METADATA, GOLDEN_SET_METADATA, parse_golden_metadata
+from ezspeech_common.rollout import MODEL_SUFFIXES, check_model_key
 
 from asr_service.golden import GoldenSetError
 from ops.names import MissingNameError, from_ssm
