@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 
+#: ``platform`` and ``load_handler`` (a moto account, a cold handler import): tests/functions and
+#: tests/ops both use them, and a fixture is shared across folders only from here.
+pytest_plugins = ["tests.functions.fixtures"]
+
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "testing",

@@ -13,7 +13,7 @@ from ezspeech_common.deployments import cluster_and_service
 from ezspeech_common.errors import ServiceNotFoundError
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
 
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     CLUSTER,
     CONTAINER,
     SERVICE,

@@ -24,7 +24,7 @@ from ezspeech_common.events.scans import (
 from ezspeech_common.events.scheduler import NightAction
 
 from scripts.import_times import CLIENTS, lambda_env
-from tests.functions.conftest import documented_event
+from tests.functions.helpers import documented_event
 
 ROOT = Path(__file__).resolve().parents[2]
 

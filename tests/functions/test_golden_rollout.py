@@ -18,17 +18,19 @@ from ezspeech_common.errors import GoldenSetPinError
 from ops.rollout import main as rollout_main
 from ops.upload_model import main as upload_main
 from ops.upload_model import upload_golden_set, upload_model
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     BUCKET,
     CLUSTER,
     SERVICE,
     FakeContext,
     Platform,
+    container_env,
     object_created,
     put_model,
+    revision_count,
+    rollout_env,
+    service_revision,
 )
-from tests.functions.test_model_rollout import container_env, revision_count, service_revision
-from tests.functions.test_model_rollout import env as rollout_env
 
 CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 
