@@ -18,8 +18,7 @@ from asr_service.model.ctc import tokens_to_text
 from asr_service.server import load_configured_model
 from asr_service.transcribe import read_audio, transcribe_samples
 from tests.asr_service import ezspeech_fakes as fakes
-from tests.asr_service.conftest import http_get
-from tests.asr_service.test_engine import Collector
+from tests.asr_service.helpers import Collector, http_get
 from tests.asr_service.wsclient import stream_native
 
 RATE = 16000

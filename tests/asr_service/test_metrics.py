@@ -16,8 +16,8 @@ from asr_service.metrics import (
     TorchCudaProbe,
     emf_values,
 )
-from tests.asr_service.conftest import http_get
 from tests.asr_service.fakes import word_audio
+from tests.asr_service.helpers import http_get
 from tests.asr_service.wsclient import stream_native
 
 

@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from asr_service.audio import encode_pcm16
-from tests.asr_service.conftest import http_get, wait_until
 from tests.asr_service.fakes import word_audio
+from tests.asr_service.helpers import http_get, wait_until
 from tests.asr_service.wsclient import audio_chunk_message, recv_all, recv_event, stream_native
 
 START = json.dumps({"type": "start", "sample_rate": 16000})

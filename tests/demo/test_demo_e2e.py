@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from asr_service.auth import Client, parse_client_tokens
+from asr_service.model.wer import edit_distance
 from demo.clients import EndpointClients
 from demo.flow import short_arn
 from demo.models import prepare_inputs
@@ -108,13 +109,7 @@ def test_duplicate_upload_event_deploys_once(demo_run):
 
 def character_error_rate(hypothesis: str, reference: str) -> float:
     """Levenshtein distance over characters, divided by the reference length."""
-    previous = list(range(len(reference) + 1))
-    for i, h in enumerate(hypothesis, 1):
-        current = [i]
-        for j, r in enumerate(reference, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
-        previous = current
-    return previous[-1] / max(1, len(reference))
+    return edit_distance(list(reference), list(hypothesis)) / max(1, len(reference))
 
 
 def test_character_error_rate():
