@@ -33,10 +33,18 @@ from ezspeech_common.deployments import (
     report_text,
 )
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
-from ezspeech_common.handler import OncePerKey, mark_duplicate, parse_event, powertools
+from ezspeech_common.handler import (
+    DEFAULT_METRICS_NAMESPACE,
+    OncePerKey,
+    mark_duplicate,
+    parse_event,
+    powertools,
+)
 from ezspeech_common.notify import publish
 
-logger, tracer, metrics = powertools()
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
 IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]

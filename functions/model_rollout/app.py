@@ -19,7 +19,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.errors import AutomationError
 from ezspeech_common.events.s3 import ObjectCreatedEvent
-from ezspeech_common.handler import OncePerKey, mark_duplicate, parse_event, powertools
+from ezspeech_common.handler import (
+    DEFAULT_METRICS_NAMESPACE,
+    OncePerKey,
+    mark_duplicate,
+    parse_event,
+    powertools,
+)
 from ezspeech_common.notify import publish
 from ezspeech_common.rollout import (
     ModelRef,
@@ -30,7 +36,9 @@ from ezspeech_common.rollout import (
     roll_out_model,
 )
 
-logger, tracer, metrics = powertools()
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 SETTINGS = RolloutSettings(
     cluster=os.environ["CLUSTER_NAME"],

@@ -13,10 +13,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.events.scheduler import NightAction
-from ezspeech_common.handler import parse_event, powertools
+from ezspeech_common.handler import DEFAULT_METRICS_NAMESPACE, parse_event, powertools
 from ezspeech_common.night import NightResult, NightSettings, scale_down, scale_up
 
-logger, tracer, metrics = powertools()
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 SETTINGS = NightSettings(
     cluster=os.environ["CLUSTER_NAME"],

@@ -18,7 +18,13 @@ from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.events.scans import ScanEvent, parse_scan_event
-from ezspeech_common.handler import OncePerKey, mark_duplicate, parse_event, powertools
+from ezspeech_common.handler import (
+    DEFAULT_METRICS_NAMESPACE,
+    OncePerKey,
+    mark_duplicate,
+    parse_event,
+    powertools,
+)
 from ezspeech_common.notify import publish
 from ezspeech_common.scanning import (
     Alert,
@@ -33,7 +39,9 @@ from ezspeech_common.scanning import (
     scan_is_complete,
 )
 
-logger, tracer, metrics = powertools()
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 SETTINGS = ScanSettings(
     threshold=os.environ["SEVERITY_THRESHOLD"],

@@ -9,7 +9,6 @@ change to how events are rejected or how results are stored is made once.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -37,13 +36,10 @@ StoredT = TypeVar("StoredT", bound="StoredResult")
 DEFAULT_METRICS_NAMESPACE = "EzSpeech/Automation"
 
 
-def powertools() -> tuple[Logger, Tracer, Metrics]:
-    """The three Powertools singletons a handler module creates at import (cold start)."""
-    return (
-        Logger(),
-        Tracer(patch_modules=("boto3",)),
-        Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)),
-    )
+def powertools(metrics_namespace: str) -> tuple[Logger, Tracer, Metrics]:
+    """The three Powertools singletons a handler module creates at import (cold start). The
+    handler reads the namespace from its environment: the shared layer never reads it."""
+    return Logger(), Tracer(patch_modules=("boto3",)), Metrics(namespace=metrics_namespace)
 
 
 def parse_event(parse: Callable[[dict[str, Any]], EventT], event: dict[str, Any], logger: Logger) -> EventT:
