@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -17,7 +16,7 @@ from asr_service.metrics import (
     emf_values,
 )
 from tests.asr_service.fakes import word_audio
-from tests.asr_service.helpers import http_get
+from tests.asr_service.helpers import http_get, wait_until
 from tests.asr_service.wsclient import stream_native
 
 
@@ -225,8 +224,15 @@ def test_loop_lag_summary_percentiles():
 def test_emf_is_written_on_stdout_by_the_running_server(start_server, capfd):
     server = start_server(emf_interval_s=0.2)
     stream_native(server.url, word_audio("ab"))
-    time.sleep(0.5)
-    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    out: list[str] = []
+
+    def partials_reported() -> bool:
+        # The writer flushes every 0.2 s: wait until both partials' latencies are on stdout.
+        out.extend(line for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"'))
+        return sum(len(json.loads(line).get("PartialLatency", [])) for line in out) >= 2
+
+    wait_until(partials_reported)
+    lines = [json.loads(line) for line in out]
     assert lines and lines[0]["ServiceName"] == server.settings.service_name
     performance = [r for r in lines if "PartialLatency" in r]
     assert performance, "the session's partials reach CloudWatch"
