@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 
 #: ``platform`` and ``load_handler`` (a moto account, a cold handler import): tests/functions and
-#: tests/ops both use them, and a fixture is shared across folders only from here.
-pytest_plugins = ["tests.functions.fixtures"]
+#: tests/ops both use them, and a fixture is shared across folders only from here. The network
+#: guard fails any test that connects off this machine; pytester runs the guard's own test.
+pytest_plugins = ["tests.functions.fixtures", "tests.network_guard", "pytester"]
 
 os.environ.update(
     {
