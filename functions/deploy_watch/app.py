@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -36,6 +35,7 @@ from ezspeech_common.events.ecs import DeploymentStateChangeEvent
 from ezspeech_common.handler import (
     DEFAULT_METRICS_NAMESPACE,
     OncePerKey,
+    instrumented,
     mark_duplicate,
     parse_event,
     powertools,
@@ -98,9 +98,7 @@ WATCH_ONCE: OncePerKey[DeploymentStateChangeEvent, DeploymentReport] = OncePerKe
 )
 
 
-@tracer.capture_lambda_handler
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     change = parse_event(DeploymentStateChangeEvent.parse, event, logger)
     if not is_reported(change):

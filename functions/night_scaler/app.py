@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
 from ezspeech_common.events.scheduler import NightAction
-from ezspeech_common.handler import DEFAULT_METRICS_NAMESPACE, parse_event, powertools
+from ezspeech_common.handler import DEFAULT_METRICS_NAMESPACE, instrumented, parse_event, powertools
 from ezspeech_common.night import NightResult, NightSettings, scale_down, scale_up
 
 logger, tracer, metrics = powertools(
@@ -44,10 +44,8 @@ def run_action(clients: AwsClients, settings: NightSettings, action: str) -> Nig
     return operation(clients.ssm, clients.autoscaling, clients.ecs, settings)
 
 
-@tracer.capture_lambda_handler
 # Scheduler events have no EventBridge id: the schedule's input carries its execution id instead.
-@logger.inject_lambda_context(correlation_id_path="execution_id")
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics, correlation_id_path="execution_id")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_event(NightAction.parse, event, logger)
     result = run_action(CLIENTS, SETTINGS, request.action)

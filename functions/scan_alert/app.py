@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,6 +20,7 @@ from ezspeech_common.events.scans import ScanEvent, parse_scan_event
 from ezspeech_common.handler import (
     DEFAULT_METRICS_NAMESPACE,
     OncePerKey,
+    instrumented,
     mark_duplicate,
     parse_event,
     powertools,
@@ -93,9 +93,7 @@ ALERT_ONCE: OncePerKey[Alert, AlertSent] = OncePerKey(
 )
 
 
-@tracer.capture_lambda_handler
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scan_event = parse_event(parse_scan_event, event, logger)
     outcome, alert = evaluate(CLIENTS, SETTINGS, scan_event)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -40,6 +41,27 @@ def powertools(metrics_namespace: str) -> tuple[Logger, Tracer, Metrics]:
     """The three Powertools singletons a handler module creates at import (cold start). The
     handler reads the namespace from its environment: the shared layer never reads it."""
     return Logger(), Tracer(patch_modules=("boto3",)), Metrics(namespace=metrics_namespace)
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def instrumented(
+    logger: Logger,
+    tracer: Tracer,
+    metrics: Metrics,
+    correlation_id_path: str = correlation_paths.EVENT_BRIDGE,
+) -> Callable[[Handler], Handler]:
+    """The Powertools decorators in the one order every handler uses: tracer, then logger (with
+    the correlation id, EventBridge's event id by default), then metrics (cold-start metric)."""
+
+    def decorate(handler: Handler) -> Handler:
+        with_metrics = metrics.log_metrics(capture_cold_start_metric=True)(handler)
+        with_logger = logger.inject_lambda_context(correlation_id_path=correlation_id_path)(with_metrics)
+        traced: Handler = tracer.capture_lambda_handler(with_logger)
+        return traced
+
+    return decorate
 
 
 def parse_event(parse: Callable[[dict[str, Any]], EventT], event: dict[str, Any], logger: Logger) -> EventT:
