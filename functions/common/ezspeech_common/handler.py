@@ -1,9 +1,9 @@
-"""What every handler module does the same way: its Powertools singletons, the strict parse of its
-event, and its once-only unit built on first use.
+"""What every handler module does the same way: its Powertools singletons and their decorator
+stack, the strict parse of its event, and its once-only unit built on first use.
 
 The handlers keep their own module-level names (``logger``, ``tracer``, ``metrics``), their own
-decorator stack and their own ``IdempotencyConfig``; only the shared mechanics live here, so a
-change to how events are rejected or how results are stored is made once.
+settings and their own ``IdempotencyConfig``; only the shared mechanics live here, so a change to
+how events are rejected or how results are stored is made once.
 """
 
 from __future__ import annotations
