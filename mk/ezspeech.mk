@@ -1,4 +1,4 @@
-# Serving existing EzSpeech checkpoints (issue #8).
+# Serving existing EzSpeech checkpoints.
 .PHONY: convert-ezspeech bench-ezspeech
 # EzSpeech files carry their training config as pickled objects: reading them is opt-in.
 ALLOW_PICKLE ?=

@@ -1,4 +1,4 @@
-# Build and run the real container image here with podman (issue #9). See image/image_test.py.
+# Build and run the real container image here with podman. See image/image_test.py.
 #
 # No Docker engine runs on this machine; rootful podman with runc builds the same Dockerfile.
 # The base image comes from image/build_base.sh (debootstrap of Debian bookworm + Python 3.11,

@@ -1,4 +1,4 @@
-# Terraform core stack, Dockerfile, image build and push (issue #6).
+# Terraform core stack, Dockerfile, image build and push.
 #
 #   make lint-tf lint-docker                      static checks (part of `make lint` / `make test`)
 #   make tf-plan ENV=dev   make tf-apply ENV=dev  Terraform, one workspace per ENV, env/<ENV>.tfvars

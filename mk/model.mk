@@ -1,4 +1,4 @@
-# The streaming model and the shipped demo model (issue #4).
+# The streaming model and the shipped demo model.
 # `make demo-model` is the exact recipe that produced asr_service/models/demo/demo.pt:
 # synthesize the seeded espeak-ng corpus (build/demo-data, cached), train on the CPU, write the
 # checkpoint, attach the grammar's word list (lexicon) and a word bigram LM with beam settings tuned

@@ -1,4 +1,4 @@
-# The event-driven automation: Lambdas + SAM (issue #5).
+# The event-driven automation: Lambdas + SAM.
 #
 # .venv-sam holds aws-sam-cli (requirements/sam.txt) on a Python 3.12 interpreter, so `sam build`
 # builds the python3.12 functions and layer without a container. It is created on first use.

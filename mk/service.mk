@@ -1,4 +1,4 @@
-# asr_service: the container's program (issue #3).
+# asr_service: the container's program.
 .PHONY: serve bench bench-plot cost-table client soak
 
 # Extra flags for `python -m asr_service` (e.g. SERVE_ARGS="--device cuda --batch-max-size 64").

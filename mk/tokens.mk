@@ -1,4 +1,4 @@
-# Client tokens (issue #17): the Secrets Manager secret the service reads AUTH_TOKENS from.
+# Client tokens: the Secrets Manager secret the service reads AUTH_TOKENS from.
 #
 #   make client-tokens ENV=dev                             list clients, limits, versions (never a token)
 #   make rotate-tokens ENV=dev ADD=web [MAX_SESSIONS=8]    a new client

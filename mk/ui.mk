@@ -1,4 +1,4 @@
-# The browser page (issue #10): its tests drive Debian's Chromium headless through Playwright,
+# The browser page: its tests drive Debian's Chromium headless through Playwright,
 # so `make test` apt-installs chromium with the other system packages (never a browser download).
 APT_PACKAGES += chromium
 
