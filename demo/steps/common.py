@@ -54,6 +54,15 @@ class DemoInputs:
     live_clip: Path
 
 
+def upload(run: DemoRun, label: str, path: Path) -> tuple[ModelVersion, float]:
+    """Upload a checkpoint the `make upload-model` way; the version and when the upload started
+    (upload → new revision is timed from there)."""
+    started = time.monotonic()
+    model = run.upload_model(path)
+    run.result.models[label] = model
+    return model, started
+
+
 def deliver_and_roll_out(
     run: DemoRun, label: str, model: ModelVersion, upload_started: float
 ) -> dict[str, Any]:

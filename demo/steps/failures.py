@@ -12,8 +12,46 @@ from demo.steps.common import (
     failure_lines,
     ship_task_log,
     show_alert,
+    upload,
 )
 from demo.task import TaskStartError
+
+
+def deployment_id_of(revision: str) -> str:
+    """The id the demo gives the deployment of ``revision`` (moto keeps no deployments to ask)."""
+    return f"ecs-svc/demo-{short_arn(revision).rsplit(':', 1)[-1]}"
+
+
+def still_serving(run: DemoRun, ready_label: str) -> tuple[bool, str]:
+    """The serving task after a failed rollout: whether it is still ready, and what it transcribes."""
+    serving = run.serving
+    if serving is None:
+        raise DemoError("no task is serving")
+    ready = serving.is_ready()
+    text = run.transcribe(serving).text
+    run.say.fact(ready_label, "200" if ready else "NOT READY")
+    run.say.transcript("still transcribing", text)
+    return ready, text
+
+
+def report_failed_deployment(run: DemoRun, deployment_id: str, lines: int) -> list[dict[str, str]]:
+    """ECS's SERVICE_DEPLOYMENT_FAILED event for the deployment, handed to deploy_watch; its alerts."""
+    names = run.names
+    run.invoke(
+        "deploy_watch",
+        events.ecs_deployment_state_change(
+            run.describe_service()["serviceArn"],
+            deployment_id,
+            "SERVICE_DEPLOYMENT_FAILED",
+            "ECS deployment circuit breaker: task failed to start.",
+            names.region,
+            names.account_id,
+        ),
+    )
+    alerts = run.read_alerts()
+    for alert in alerts:
+        show_alert(run.say, alert, lines=lines)
+    return alerts
 
 
 def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
@@ -25,9 +63,7 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         "only pins what was uploaded), but a task of that revision refuses to turn ready, so traffic "
         "stays on the healthy task.",
     )
-    started = time.monotonic()
-    corrupt = run.upload_model(inputs.corrupt_model)
-    result.models["corrupt"] = corrupt
+    corrupt, started = upload(run, "corrupt", inputs.corrupt_model)
     say.fact(
         "uploaded",
         f"{corrupt.key} version {corrupt.version_id} ({inputs.corrupt_model.stat().st_size} bytes)",
@@ -44,14 +80,8 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         say.block(failure_lines(task), prefix="       new task log │ ")
     else:
         raise DemoError(f"the task with the corrupted model turned ready after {ready_s:.1f} s")
-    serving = run.serving
-    if serving is None:
-        raise DemoError("no task is serving")
-    result.serving_after_corrupt_rollout = serving.is_ready()
-    text = run.transcribe(serving).text
+    result.serving_after_corrupt_rollout, text = still_serving(run, "serving task (v2) /ready")
     result.transcripts["v2 after corrupt upload"] = text
-    say.fact("serving task (v2) /ready", "200" if result.serving_after_corrupt_rollout else "NOT READY")
-    say.transcript("still transcribing", text)
     say.say(
         "In AWS: the service's deployment circuit breaker (enabled with rollback in Terraform) counts "
         "the failed task launches; past its threshold it marks the deployment FAILED, rolls the service "
@@ -71,21 +101,7 @@ def step_6_corrupt_model(run: DemoRun, inputs: DemoInputs) -> None:
         "breaker rolls back: it reports FAILED and the revision the service is back on. In AWS the alert "
         "reads 'FAILED, rolled back' and names both."
     )
-    run.invoke(
-        "deploy_watch",
-        events.ecs_deployment_state_change(
-            run.describe_service()["serviceArn"],
-            f"ecs-svc/demo-{short_arn(revision).rsplit(':', 1)[-1]}",
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ECS deployment circuit breaker: task failed to start.",
-            names.region,
-            names.account_id,
-        ),
-    )
-    alerts = run.read_alerts()
-    result.alerts["deployment"] = alerts
-    for alert in alerts:
-        show_alert(say, alert, lines=4)
+    result.alerts["deployment"] = report_failed_deployment(run, deployment_id_of(revision), lines=4)
 
 
 def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
@@ -98,9 +114,7 @@ def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
         "service's GOLDEN_SET pin to the new revision; before /ready the task transcribes the golden "
         "set through its own streaming engine, finds the WER above GOLDEN_MAX_WER and exits 3.",
     )
-    started = time.monotonic()
-    wrong = run.upload_model(inputs.wrong_model)
-    result.models["wrong"] = wrong
+    wrong, started = upload(run, "wrong", inputs.wrong_model)
     say.fact(
         "uploaded", f"{wrong.key} version {wrong.version_id} (no golden set given: the pin carries over)"
     )
@@ -131,14 +145,8 @@ def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
         ],
         prefix="       new task log │ ",
     )
-    serving = run.serving
-    if serving is None:
-        raise DemoError("no task is serving")
-    result.serving_after_wrong_rollout = serving.is_ready()
-    text = run.transcribe(serving).text
+    result.serving_after_wrong_rollout, text = still_serving(run, "serving task /ready")
     result.transcripts["after wrong upload"] = text
-    say.fact("serving task /ready", "200" if result.serving_after_wrong_rollout else "NOT READY")
-    say.transcript("still transcribing", text)
     if text != result.transcripts["v2"]:
         raise DemoError(f"the serving task's transcript changed: {text!r} != {result.transcripts['v2']!r}")
     say.say(
@@ -148,7 +156,7 @@ def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
         "the stopped task and its golden_set_failed line. (moto reports every container's exit code as 0; "
         "in AWS the task reads exit 3, which alone already names the gate.)"
     )
-    deployment_id = f"ecs-svc/demo-{short_arn(revision).rsplit(':', 1)[-1]}"
+    deployment_id = deployment_id_of(revision)
     ecs = run.clients.ecs
     moto_task = ecs.run_task(
         cluster=names.cluster,
@@ -172,20 +180,7 @@ def step_7_wrong_model(run: DemoRun, inputs: DemoInputs) -> None:
         "service rolled back",
         f"{short_arn(revision)} → {short_arn(result.service_revision_after_gate_rollback)}",
     )
-    run.invoke(
-        "deploy_watch",
-        events.ecs_deployment_state_change(
-            run.describe_service()["serviceArn"],
-            deployment_id,
-            "SERVICE_DEPLOYMENT_FAILED",
-            "ECS deployment circuit breaker: task failed to start.",
-            names.region,
-            names.account_id,
-        ),
-    )
-    alerts = run.read_alerts()
+    alerts = report_failed_deployment(run, deployment_id, lines=8)
     result.alerts["gate"] = alerts
-    for alert in alerts:
-        show_alert(say, alert, lines=8)
     if not any("golden-set gate" in alert["subject"] for alert in alerts):
         raise DemoError("deploy_watch's alert does not name the golden-set gate")

@@ -10,6 +10,7 @@ from demo.steps.common import (
     deliver_and_roll_out,
     drain_lines,
     show_golden_pass,
+    upload,
 )
 
 
@@ -21,9 +22,7 @@ def step_3_upload_and_rollout(run: DemoRun, inputs: DemoInputs) -> None:
         "`make upload-model` (python -m ops.upload_model) puts the file under the same key with its "
         f"SHA-256 as object metadata; versioning gives it a new version id. {inputs.second_model_note}",
     )
-    started = time.monotonic()
-    second = run.upload_model(inputs.second_model)
-    run.result.models["v2"] = second
+    second, started = upload(run, "v2", inputs.second_model)
     say.fact("uploaded", f"{second.key} version {second.version_id}")
     say.fact("sha256 metadata", second.sha256)
     deliver_and_roll_out(run, "v2", second, started)
