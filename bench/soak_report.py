@@ -1,7 +1,7 @@
 """The soak's verdict: judging each client's outcome, reading the server's log, the table.
 
 ``SoakPlan`` is what a run throws at the server; ``SoakReport.failures`` names every target the
-run missed (issue: sessions end cleanly whatever the client does).
+run missed (the promise it checks: every session ends cleanly whatever the client does).
 """
 
 from __future__ import annotations

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from asr_service.model_fetch import sha256_file
+from demo.clients import EndpointClients
 from demo.lambda_runner import Invocation, invoke
 from demo.latency import LatencySummary
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer, environment_without_aws
 from demo.narration import Narrator
+from demo.provision import Stack
 from demo.resources import (
     CONTAINER_NAME,
     ECS_DESIRED_DIMENSION,
     MODEL_KEY_PREFIX,
-    AwsClients,
-    Stack,
     StackNames,
 )
 from demo.task import (
@@ -35,7 +35,7 @@ from demo.task import (
     LocalTask,
     StopReport,
     Transcription,
-    container_environment,
+    environment_at_task_start,
     run_client,
     transcribe,
 )
@@ -65,13 +65,15 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
-class Capacity:
-    min_capacity: int
-    max_capacity: int
-    desired_count: int
+class ObservedCapacity:
+    """The scalable target's bounds and the service's desired count, as the demo reads them back."""
+
+    min: int
+    max: int
+    desired: int
 
     def __str__(self) -> str:
-        return f"min={self.min_capacity} max={self.max_capacity} desired={self.desired_count}"
+        return f"min={self.min} max={self.max} desired={self.desired}"
 
 
 @dataclass
@@ -98,7 +100,7 @@ class DemoResult:
     service_revision_after_gate_rollback: str = ""
     serving_after_corrupt_rollout: bool = False
     service_revision_after_rollback: str = ""
-    capacity: dict[str, Capacity] = field(default_factory=dict)
+    capacity: dict[str, ObservedCapacity] = field(default_factory=dict)
     alerts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     latency: dict[str, LatencySummary] = field(default_factory=dict)
@@ -126,7 +128,7 @@ class DemoRun:
         self.names = names or StackNames()
         self.result = DemoResult()
         self.moto = MotoServer(work_dir / "moto.log")
-        self.aws: AwsClients | None = None
+        self.aws: EndpointClients | None = None
         self.stack = Stack(names=self.names)
         self.tasks: list[LocalTask] = []
         self.serving: LocalTask | None = None
@@ -146,11 +148,11 @@ class DemoRun:
             "AWS_REGION": self.names.region,
         }
 
-    def new_clients(self) -> AwsClients:
-        return AwsClients(self.moto.endpoint_url, self.names.region, FAKE_CREDENTIALS)
+    def new_clients(self) -> EndpointClients:
+        return EndpointClients(self.moto.endpoint_url, self.names.region, FAKE_CREDENTIALS)
 
     @property
-    def clients(self) -> AwsClients:
+    def clients(self) -> EndpointClients:
         if self.aws is None:
             raise DemoError("moto is not started")
         return self.aws
@@ -219,14 +221,14 @@ class DemoRun:
     def service_task_definition(self) -> str:
         return str(self.describe_service()["taskDefinition"])
 
-    def capacity(self) -> Capacity:
+    def capacity(self) -> ObservedCapacity:
         target = self.clients.autoscaling.describe_scalable_targets(
             ServiceNamespace="ecs",
             ResourceIds=[self.names.scalable_resource_id],
             ScalableDimension=ECS_DESIRED_DIMENSION,
         )["ScalableTargets"][0]
         desired = self.describe_service()["desiredCount"]
-        return Capacity(target["MinCapacity"], target["MaxCapacity"], desired)
+        return ObservedCapacity(target["MinCapacity"], target["MaxCapacity"], desired)
 
     def wait_for_model_event(self, version_id: str) -> dict[str, Any]:
         """The "Object Created" event moto delivered to the rule's queue for this object version."""
@@ -273,7 +275,7 @@ class DemoRun:
                 )
 
     def start_task(self, label: str, task_definition_arn: str) -> LocalTask:
-        env = container_environment(
+        env = environment_at_task_start(
             self.clients.ecs, task_definition_arn, CONTAINER_NAME, self.clients.secretsmanager
         )
         task = LocalTask(label, env, self.platform_env, self.work_dir / f"task-{label}")

@@ -42,7 +42,7 @@ class StopReport:
     log_tail: list[str]
 
 
-def container_environment(
+def environment_at_task_start(
     ecs: Any, task_definition_arn: str, container_name: str, secretsmanager: Any = None
 ) -> dict[str, str]:
     """The env vars ECS would give the container ``container_name`` of this revision.

@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asr_service.model.wer import edit_distance
 from image import preflight
 from image.podman import PodmanError, build, container_state, image_config, logs, podman, published_port
 
@@ -226,13 +227,7 @@ def expected_transcript(clip: Path) -> str | None:
 
 def error_rate(reference: list[str], hypothesis: list[str]) -> float:
     """Edit distance / reference length: WER over words, CER over characters."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_item in enumerate(reference, start=1):
-        current = [i] + [0] * len(hypothesis)
-        for j, hyp_item in enumerate(hypothesis, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_item != hyp_item))
-        previous = current
-    return previous[-1] / max(len(reference), 1)
+    return edit_distance(reference, hypothesis) / max(len(reference), 1)
 
 
 def pcm16_of(clip: Path) -> tuple[bytes, int]:

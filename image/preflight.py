@@ -52,6 +52,10 @@ class Stage:
     base: str
     instructions: list[Instruction] = field(default_factory=list)
 
+    def all(self, keyword: str) -> list[str]:
+        """The arguments of this stage's ``keyword`` instructions, in order."""
+        return [ins.args for ins in self.instructions if ins.keyword == keyword]
+
 
 def parse(text: str) -> list[Instruction]:
     """Split a Dockerfile into instructions (comments dropped, continuations joined)."""
@@ -177,7 +181,7 @@ def _copy_sources(args: str) -> tuple[dict[str, str], list[str]]:
     return flags, words[:-1]
 
 
-def _read_dockerignore(context: Path) -> list[str]:
+def read_dockerignore(context: Path) -> list[str]:
     path = context / ".dockerignore"
     if not path.is_file():
         return []
@@ -301,7 +305,7 @@ def check(dockerfile: Path, context: Path, base_arg: str = "BASE_IMAGE") -> list
             )
         )
 
-    ignore = _read_dockerignore(context)
+    ignore = read_dockerignore(context)
     names: set[str] = set()
     for stage in stages:
         for ins in stage.instructions:

@@ -24,10 +24,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
 from ezspeech_common.ecs import (
     ModelPin,
-    container_environment,
     describe_service,
     describe_task_definition,
     model_pin,
+    plain_environment,
 )
 from ezspeech_common.errors import AutomationError, RollbackTargetError
 from ezspeech_common.rollout import ModelRef, RolloutResult, RolloutSettings, roll_out_model
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.action == "status":
             definition, pin = current_model(ecs, settings)
-            env = container_environment(definition, settings.container_name)
+            env = plain_environment(definition, settings.container_name)
             print(
                 json.dumps(
                     {

@@ -15,7 +15,7 @@ progress bar (bytes, rate, time left) on a terminal, and a start and an end line
 stderr is not a terminal (CI logs).
 Honours ``AWS_ENDPOINT_URL`` (boto3 does), so it works against moto too.
 
-With ``--golden DIR`` (a directory with ``transcripts.json`` beside its WAVs, issue 22) the golden
+With ``--golden DIR`` (a directory with ``transcripts.json`` beside its WAVs) the golden
 set is uploaded FIRST, under ``<prefix>golden/<dir name>/``: each clip, then a ``transcripts.json``
 that pins every clip by version id and SHA-256. The model object then carries the pinned set as
 metadata ``golden-set`` (and ``golden-max-wer``), which the rollout puts in the new revision as
@@ -39,13 +39,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from ezspeech_common.aws import RETRY_CONFIG
 from ezspeech_common.errors import AutomationError, VersioningRequiredError
-from ezspeech_common.rollout import (
-    GOLDEN_MAX_WER_METADATA,
-    GOLDEN_SET_METADATA,
-    MODEL_SUFFIXES,
-    check_model_key,
-    parse_golden_metadata,
-)
+from ezspeech_common.golden_pin import GOLDEN_MAX_WER_METADATA, GOLDEN_SET_METADATA, parse_golden_metadata
+from ezspeech_common.rollout import MODEL_SUFFIXES, check_model_key
 
 from asr_service.golden import GoldenSetError
 from ops.names import MissingNameError, from_ssm

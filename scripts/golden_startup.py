@@ -1,4 +1,5 @@
-"""Start-up time of ``python -m asr_service`` with and without the golden-set gate.
+"""Start-up time of ``python -m asr_service`` with and without the golden-set gate
+(what the gate adds to a task's time to ready).
 
     python scripts/golden_startup.py [--runs 5] [--golden-set tests/data/clips] [-- server flags]
 

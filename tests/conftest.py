@@ -5,6 +5,18 @@ from __future__ import annotations
 
 import os
 
+#: ``platform`` and ``load_handler`` (a moto account, a cold handler import): tests/functions and
+#: tests/ops both use them, and a fixture is shared across folders only from here. The network
+#: guard fails any test that connects off this machine; pytester runs the guard's own test.
+#: ``server`` and ``start_server`` (a real AsrServer on port 0) serve tests/asr_service and the
+#: client's tests in tests/asr_client.
+pytest_plugins = [
+    "tests.functions.fixtures",
+    "tests.asr_service.fixtures",
+    "tests.network_guard",
+    "pytester",
+]
+
 os.environ.update(
     {
         "AWS_ACCESS_KEY_ID": "testing",

@@ -17,11 +17,8 @@ EventBridge's retry reports again.
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,15 +31,20 @@ from ezspeech_common.deployments import (
     report_deployment,
     report_text,
 )
-from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
-from ezspeech_common.idempotency import mark_duplicate, once_per_key
+from ezspeech_common.handler import (
+    DEFAULT_METRICS_NAMESPACE,
+    OncePerKey,
+    instrumented,
+    mark_duplicate,
+    parse_event,
+    powertools,
+)
 from ezspeech_common.notify import publish
 
-logger = Logger()
-tracer = Tracer(patch_modules=("boto3",))
-# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
 IDEMPOTENCY_TABLE = os.environ["IDEMPOTENCY_TABLE"]
@@ -69,7 +71,8 @@ def watch(
 ) -> DeploymentReport:
     report = report_deployment(clients.ecs, event, container_name)
     if report.outcome in ("failed", "rolled_back"):
-        # Why its tasks stopped: the exit status and, for the golden-set gate, its WER (issue 22).
+        # An operator reading the alert wants why the tasks stopped: the exit status and, when
+        # the golden-set gate stopped them, the WER it measured.
         report.stopped_task = inspect_stopped_tasks(
             clients.ecs, clients.logs, report.cluster, report.deployment_id, container_name
         )
@@ -86,32 +89,18 @@ def watch(
     return report
 
 
-@cache
-def _watch_once() -> Any:
-    """The idempotent report, built on first use so a cold start (and an ignored event) does not
-    load the DynamoDB client."""
-
-    def report_once(change: DeploymentStateChangeEvent) -> dict[str, Any]:
-        return watch(CLIENTS, NOTIFY_TOPIC_ARN, CONTAINER_NAME, change).as_dict()
-
-    return once_per_key(
-        report_once,
-        data_keyword="change",
-        table_name=IDEMPOTENCY_TABLE,
-        dynamodb=CLIENTS.dynamodb,
-        config=IDEMPOTENCY,
-    )
+WATCH_ONCE: OncePerKey[DeploymentStateChangeEvent, DeploymentReport] = OncePerKey(
+    lambda change: watch(CLIENTS, NOTIFY_TOPIC_ARN, CONTAINER_NAME, change),
+    DeploymentReport,
+    table_name=IDEMPOTENCY_TABLE,
+    clients=CLIENTS,
+    config=IDEMPOTENCY,
+)
 
 
-@tracer.capture_lambda_handler
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        change = DeploymentStateChangeEvent.parse(event)
-    except EventShapeError as error:
-        logger.error("event_rejected", extra={"error": str(error)})
-        raise
+    change = parse_event(DeploymentStateChangeEvent.parse, event, logger)
     if not is_reported(change):
         ignored = ignored_report(change).as_dict()
         metrics.add_metric(name="DeploymentEventsIgnored", unit=MetricUnit.Count, value=1)
@@ -119,13 +108,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return ignored
 
     IDEMPOTENCY.register_lambda_context(context)
-    report: dict[str, Any] = _watch_once()(change=change)
-    if report.get("duplicate"):
+    report = WATCH_ONCE(change)
+    if report.duplicate:
         metrics.add_metric(name="DeploymentsDeduplicated", unit=MetricUnit.Count, value=1)
-        logger.info("deployment_duplicate", extra={**report, "event_name": change.detail.event_name})
-        return report
-    metrics.add_metric(name=_METRICS[report["outcome"]], unit=MetricUnit.Count, value=1)
-    (logger.info if report["outcome"] == "completed" else logger.error)(
-        "deployment_" + report["outcome"], extra=report
+        logger.info(
+            "deployment_duplicate", extra={**report.as_dict(), "event_name": change.detail.event_name}
+        )
+        return report.as_dict()
+    metrics.add_metric(name=_METRICS[report.outcome], unit=MetricUnit.Count, value=1)
+    (logger.info if report.outcome == "completed" else logger.error)(
+        "deployment_" + report.outcome, extra=report.as_dict()
     )
-    return report
+    return report.as_dict()

@@ -10,31 +10,35 @@ and the SNS notification is part of that once-only unit.
 from __future__ import annotations
 
 import os
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
-from ezspeech_common.errors import AutomationError, EventShapeError
+from ezspeech_common.errors import AutomationError
 from ezspeech_common.events.s3 import ObjectCreatedEvent
-from ezspeech_common.idempotency import mark_duplicate, once_per_key
+from ezspeech_common.handler import (
+    DEFAULT_METRICS_NAMESPACE,
+    OncePerKey,
+    instrumented,
+    mark_duplicate,
+    parse_event,
+    powertools,
+)
 from ezspeech_common.notify import publish
 from ezspeech_common.rollout import (
     ModelRef,
+    RolloutResult,
     RolloutSettings,
     is_model_key,
     notification,
     roll_out_model,
 )
 
-logger = Logger()
-tracer = Tracer(patch_modules=("boto3",))
-# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 SETTINGS = RolloutSettings(
     cluster=os.environ["CLUSTER_NAME"],
@@ -61,41 +65,27 @@ IDEMPOTENCY = IdempotencyConfig(
 
 def deploy_and_notify(
     clients: AwsClients, settings: RolloutSettings, topic_arn: str, ref: ModelRef
-) -> dict[str, Any]:
+) -> RolloutResult:
     """The once-only unit: roll out, then announce a started rollout on SNS."""
     result = roll_out_model(clients.s3, clients.ecs, settings, ref, source="event")
     if result.status == "started":
         subject, lines = notification(result, settings.cluster, settings.service)
         publish(clients.sns, topic_arn, subject, lines, result.as_dict(), {"kind": "rollout"})
-    return result.as_dict()
+    return result
 
 
-@cache
-def _deploy_once() -> Any:
-    """The idempotent deploy, built on first use so a cold start does not load the DynamoDB model
-    for events that are ignored anyway."""
-
-    def deploy(ref: ModelRef) -> dict[str, Any]:
-        return deploy_and_notify(CLIENTS, SETTINGS, NOTIFY_TOPIC_ARN, ref)
-
-    return once_per_key(
-        deploy,
-        data_keyword="ref",
-        table_name=IDEMPOTENCY_TABLE,
-        dynamodb=CLIENTS.dynamodb,
-        config=IDEMPOTENCY,
-    )
+DEPLOY_ONCE: OncePerKey[ModelRef, RolloutResult] = OncePerKey(
+    lambda ref: deploy_and_notify(CLIENTS, SETTINGS, NOTIFY_TOPIC_ARN, ref),
+    RolloutResult,
+    table_name=IDEMPOTENCY_TABLE,
+    clients=CLIENTS,
+    config=IDEMPOTENCY,
+)
 
 
-@tracer.capture_lambda_handler
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        upload = ObjectCreatedEvent.parse(event)
-    except EventShapeError as error:
-        logger.error("event_rejected", extra={"error": str(error)})
-        raise
+    upload = parse_event(ObjectCreatedEvent.parse, event, logger)
     bucket, obj = upload.detail.bucket.name, upload.detail.object
     if not is_model_key(obj.key, SETTINGS.model_key_prefix):
         logger.info("upload_ignored", extra={"bucket": bucket, "key": obj.key, "why": "not a model key"})
@@ -105,21 +95,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     ref = ModelRef(bucket=bucket, key=obj.key, version_id=obj.version_id, sequencer=obj.sequencer)
     IDEMPOTENCY.register_lambda_context(context)
     try:
-        result: dict[str, Any] = _deploy_once()(ref=ref)
+        result = DEPLOY_ONCE(ref)
     except AutomationError as error:
         logger.error("rollout_failed", extra={"bucket": bucket, "key": obj.key, "error": str(error)})
         metrics.add_metric(name="RolloutsFailed", unit=MetricUnit.Count, value=1)
         raise
 
-    if result.get("duplicate"):
+    if result.duplicate:
         metrics.add_metric(name="RolloutsDeduplicated", unit=MetricUnit.Count, value=1)
-    elif result["status"] == "started":
+    elif result.status == "started":
         metrics.add_metric(name="RolloutsStarted", unit=MetricUnit.Count, value=1)
-        if result["superseded_deployment_ids"]:
+        if result.superseded_deployment_ids:
             metrics.add_metric(name="RolloutsSuperseded", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="RolloutsSkipped", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "rollout_" + ("duplicate" if result.get("duplicate") else str(result["status"])), extra=result
-    )
-    return result
+    logger.info("rollout_" + ("duplicate" if result.duplicate else result.status), extra=result.as_dict())
+    return result.as_dict()

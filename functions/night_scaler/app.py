@@ -9,18 +9,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
-from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.scheduler import NightAction
+from ezspeech_common.handler import DEFAULT_METRICS_NAMESPACE, instrumented, parse_event, powertools
 from ezspeech_common.night import NightResult, NightSettings, scale_down, scale_up
 
-logger = Logger()
-tracer = Tracer(patch_modules=("boto3",))
-# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 SETTINGS = NightSettings(
     cluster=os.environ["CLUSTER_NAME"],
@@ -46,16 +44,10 @@ def run_action(clients: AwsClients, settings: NightSettings, action: str) -> Nig
     return operation(clients.ssm, clients.autoscaling, clients.ecs, settings)
 
 
-@tracer.capture_lambda_handler
 # Scheduler events have no EventBridge id: the schedule's input carries its execution id instead.
-@logger.inject_lambda_context(correlation_id_path="execution_id")
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics, correlation_id_path="execution_id")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = NightAction.parse(event)
-    except EventShapeError as error:
-        logger.error("event_rejected", extra={"error": str(error)})
-        raise
+    request = parse_event(NightAction.parse, event, logger)
     result = run_action(CLIENTS, SETTINGS, request.action)
     metrics.add_metric(name=_METRICS.get(result.status, "NightNoChange"), unit=MetricUnit.Count, value=1)
     log = logger.warning if result.status in ("deferred", "restored_defaults") else logger.info

@@ -10,22 +10,25 @@ escalated (subject prefix and ``escalated=true`` message attribute for subscript
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ezspeech_common.aws import AwsClients
-from ezspeech_common.errors import EventShapeError
 from ezspeech_common.events.scans import ScanEvent, parse_scan_event
-from ezspeech_common.idempotency import mark_duplicate, once_per_key
+from ezspeech_common.handler import (
+    DEFAULT_METRICS_NAMESPACE,
+    OncePerKey,
+    instrumented,
+    mark_duplicate,
+    parse_event,
+    powertools,
+)
 from ezspeech_common.notify import publish
 from ezspeech_common.scanning import (
     Alert,
+    AlertSent,
     ScanSettings,
     add_scan_findings,
     alert_text,
@@ -36,10 +39,9 @@ from ezspeech_common.scanning import (
     scan_is_complete,
 )
 
-logger = Logger()
-tracer = Tracer(patch_modules=("boto3",))
-# The namespace is set by the template (Globals); the default keeps local runs (demo, tests) working.
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EzSpeech/Automation"))
+logger, tracer, metrics = powertools(
+    os.environ.get("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
+)
 
 SETTINGS = ScanSettings(
     threshold=os.environ["SEVERITY_THRESHOLD"],
@@ -75,36 +77,25 @@ def evaluate(clients: AwsClients, settings: ScanSettings, event: ScanEvent) -> t
     return "alert", alert
 
 
-def send_alert(clients: AwsClients, topic_arn: str, alert: Alert) -> dict[str, Any]:
+def send_alert(clients: AwsClients, topic_arn: str, alert: Alert) -> AlertSent:
     subject, lines = alert_text(alert)
     attributes = {"kind": "scan", "escalated": str(alert.escalated).lower(), "severity": alert.threshold}
     message_id = publish(clients.sns, topic_arn, subject, lines, alert.as_dict(), attributes)
-    return {"status": "alerted", "message_id": message_id, "escalated": alert.escalated}
+    return AlertSent(alert.repository, alert.digest, alert.scan_result_id, message_id, alert.escalated)
 
 
-@cache
-def _alert_once() -> Any:
-    def deliver(alert: dict[str, Any]) -> dict[str, Any]:
-        return send_alert(CLIENTS, ALERT_TOPIC_ARN, Alert.from_dict(alert))
-
-    return once_per_key(
-        deliver,
-        data_keyword="alert",
-        table_name=IDEMPOTENCY_TABLE,
-        dynamodb=CLIENTS.dynamodb,
-        config=IDEMPOTENCY,
-    )
+ALERT_ONCE: OncePerKey[Alert, AlertSent] = OncePerKey(
+    lambda alert: send_alert(CLIENTS, ALERT_TOPIC_ARN, alert),
+    AlertSent,
+    table_name=IDEMPOTENCY_TABLE,
+    clients=CLIENTS,
+    config=IDEMPOTENCY,
+)
 
 
-@tracer.capture_lambda_handler
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@metrics.log_metrics(capture_cold_start_metric=True)
+@instrumented(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        scan_event = parse_scan_event(event)
-    except EventShapeError as error:
-        logger.error("event_rejected", extra={"error": str(error)})
-        raise
+    scan_event = parse_event(parse_scan_event, event, logger)
     outcome, alert = evaluate(CLIENTS, SETTINGS, scan_event)
     if alert is None:
         metric = "ScansBelowThreshold" if outcome == "below_threshold" else "ScansIgnored"
@@ -113,25 +104,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"status": outcome}
 
     IDEMPOTENCY.register_lambda_context(context)
-    result: dict[str, Any] = _alert_once()(alert=asdict(alert))
-    if result.get("duplicate"):
+    sent = ALERT_ONCE(alert)
+    if sent.duplicate:
         metrics.add_metric(name="AlertsDeduplicated", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=1)
-        if alert.escalated:
+        if sent.escalated:
             metrics.add_metric(name="AlertsEscalated", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "scan_alert",
-        extra={
-            "repository": alert.repository,
-            "digest": alert.digest,
-            "scan": alert.scan_result_id,
-            **result,
-        },
-    )
-    return {
-        **result,
-        "repository": alert.repository,
-        "digest": alert.digest,
-        "scan_result_id": alert.scan_result_id,
-    }
+    logger.info("scan_alert", extra=sent.as_dict())
+    return sent.as_dict()

@@ -34,8 +34,8 @@ from asr_service.http import HttpServer
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH
 from asr_service.server import load_configured_model
 from asr_service.ui.routes import PageConfig, add_ui_routes, model_label
-from tests.asr_service.conftest import http_get as conftest_http_get
 from tests.asr_service.fakes import LETTERS, FakeStreamingModel, silence, tone
+from tests.asr_service.helpers import http_get as conftest_http_get
 
 T = TypeVar("T")
 
@@ -482,7 +482,7 @@ def test_browser_routes_serve_the_page_its_files_and_config(background):
 
 
 # ------------------------------------------------------------------ the page against the real server
-# The real AsrServer (tests/asr_service/conftest.py: port 0, a background loop) on the fake tone
+# The real AsrServer (tests/asr_service/helpers.py: port 0, a background loop) on the fake tone
 # model: each 200 Hz pitch band is a letter, so an exact transcript is known for any clip.
 FAKE_SHA256 = "cd" * 32
 TONE_WORDS = ["a", "a a a"]

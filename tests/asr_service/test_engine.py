@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
 
-from asr_service.decoding.results import StreamUpdate
 from asr_service.decoding.streaming import CtcStreamDecoder
 from asr_service.engine import BatchingEngine
 from tests.asr_service.fakes import TOKENS, FakeStreamingModel, silence, word_audio
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.updates: list[StreamUpdate] = []
-        self.done = threading.Event()
-
-    def __call__(self, update: StreamUpdate) -> None:
-        self.updates.append(update)
-        if update.done or update.error:
-            self.done.set()
-
-    def finals(self) -> list[str]:
-        return [segment.text for u in self.updates for segment in u.finals]
+from tests.asr_service.helpers import Collector
 
 
 @pytest.fixture

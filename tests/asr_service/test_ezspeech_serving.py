@@ -18,8 +18,7 @@ from asr_service.model.ctc import tokens_to_text
 from asr_service.server import load_configured_model
 from ezspeech_convert.convert import convert
 from tests.asr_service import ezspeech_fakes as fakes
-from tests.asr_service.conftest import http_get
-from tests.asr_service.test_engine import Collector
+from tests.asr_service.helpers import Collector, http_get
 from tests.asr_service.wsclient import stream_native
 
 RATE = 16000

@@ -32,7 +32,7 @@ from asr_service.settings import SettingsError, load_settings
 from demo.models import make_wrong_version
 from demo.moto_server import FAKE_CREDENTIALS, MotoServer
 from ops.upload_model import upload_golden_set
-from tests.asr_service.conftest import http_get
+from tests.asr_service.helpers import http_get
 
 REPO = Path(__file__).resolve().parents[2]
 CLIPS = REPO / "tests" / "data" / "clips"

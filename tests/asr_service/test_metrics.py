@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from asr_service.emf import EMF_MAX_VALUES, EMF_NAMESPACE, IntervalSample, emf_values
 from asr_service.gpu_probe import GpuSample, TorchCudaProbe
 from asr_service.metrics import ServiceMetrics, current_value
-from tests.asr_service.conftest import http_get
 from tests.asr_service.fakes import word_audio
+from tests.asr_service.helpers import http_get, wait_until
 from tests.asr_service.wsclient import stream_native
 
 
@@ -219,8 +218,15 @@ def test_loop_lag_summary_percentiles():
 def test_emf_is_written_on_stdout_by_the_running_server(start_server, capfd):
     server = start_server(emf_interval_s=0.2)
     stream_native(server.url, word_audio("ab"))
-    time.sleep(0.5)
-    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    out: list[str] = []
+
+    def partials_reported() -> bool:
+        # The writer flushes every 0.2 s: wait until both partials' latencies are on stdout.
+        out.extend(line for line in capfd.readouterr().out.splitlines() if line.startswith('{"_aws"'))
+        return sum(len(json.loads(line).get("PartialLatency", [])) for line in out) >= 2
+
+    wait_until(partials_reported)
+    lines = [json.loads(line) for line in out]
     assert lines and lines[0]["ServiceName"] == server.settings.service_name
     performance = [r for r in lines if "PartialLatency" in r]
     assert performance, "the session's partials reach CloudWatch"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import random
 from pathlib import Path
@@ -28,37 +27,8 @@ from asr_service.model.interface import AcousticModel
 from asr_service.model.streaming_ctc import (
     ARCH_NAME,
     CHAR_TOKENS,
-    StreamingGruCtc,
-    StreamingGruCtcConfig,
 )
-
-CONFIG = StreamingGruCtcConfig(hidden=32, layers=1)
-
-
-def small_model() -> StreamingGruCtc:
-    torch.manual_seed(0)
-    return StreamingGruCtc(CONFIG, LogMelSettings(), CHAR_TOKENS)
-
-
-def payload(model: StreamingGruCtc | None = None) -> dict[str, Any]:
-    model = model or small_model()
-    return {
-        "format": FORMAT_TAG,
-        "version": FORMAT_VERSION,
-        "arch": ARCH_NAME,
-        "hparams": CONFIG.to_dict(),
-        "features": LogMelSettings().to_dict(),
-        "tokens": list(CHAR_TOKENS),
-        "blank_id": 0,
-        "state_dict": model.state_dict(),
-        "metadata": {"note": "test"},
-    }
-
-
-def to_bytes(obj: Any) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
+from tests.asr_service.helpers import SMALL_CONFIG, payload, small_model, to_bytes
 
 
 def test_round_trip_gives_the_same_model(tmp_path: Path) -> None:
@@ -67,7 +37,7 @@ def test_round_trip_gives_the_same_model(tmp_path: Path) -> None:
     digest = save_checkpoint(
         path,
         arch=ARCH_NAME,
-        hparams=CONFIG.to_dict(),
+        hparams=SMALL_CONFIG.to_dict(),
         features=LogMelSettings().to_dict(),
         tokens=CHAR_TOKENS,
         blank_id=0,
@@ -126,7 +96,7 @@ def test_unknown_architecture_is_refused() -> None:
 
 def test_bad_hparams_are_refused() -> None:
     data = payload()
-    data["hparams"] = CONFIG.to_dict() | {"heads": 4}
+    data["hparams"] = SMALL_CONFIG.to_dict() | {"heads": 4}
     expect_refusal(to_bytes(data), CheckpointModelError, "unknown hparams")
 
 
@@ -202,7 +172,7 @@ def test_lexicon_travels_with_the_checkpoint(tmp_path: Path) -> None:
     save_checkpoint(
         path,
         arch=ARCH_NAME,
-        hparams=CONFIG.to_dict(),
+        hparams=SMALL_CONFIG.to_dict(),
         features=LogMelSettings().to_dict(),
         tokens=CHAR_TOKENS,
         blank_id=0,

@@ -14,7 +14,7 @@ from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS
 from asr_service.model.transcribe import transcribe
 from asr_service.model.word_lm import BigramLm, WordLmError
-from tests.asr_service.test_model_checkpoint import CONFIG, payload, small_model, to_bytes
+from tests.asr_service.helpers import SMALL_CONFIG, payload, small_model, to_bytes
 
 TOKENS = list(CHAR_TOKENS)
 WORDS = sorted(["a", "an", "safe", "old", "officer", "was", "poor", "kind", "dog"])
@@ -183,7 +183,7 @@ def test_word_lm_travels_with_the_checkpoint(tmp_path: Path, lm: BigramLm) -> No
     save_checkpoint(
         path,
         arch=ARCH_NAME,
-        hparams=CONFIG.to_dict(),
+        hparams=SMALL_CONFIG.to_dict(),
         features=payload()["features"],
         tokens=TOKENS,
         blank_id=0,
@@ -206,7 +206,7 @@ def test_word_lm_must_match_the_lexicon(tmp_path: Path, lm: BigramLm) -> None:
         save_checkpoint(
             tmp_path / "x.pt",
             arch=ARCH_NAME,
-            hparams=CONFIG.to_dict(),
+            hparams=SMALL_CONFIG.to_dict(),
             features=payload()["features"],
             tokens=TOKENS,
             blank_id=0,

@@ -20,8 +20,8 @@ from websockets.sync.client import connect
 
 from asr_service.auth import hash_token, parse_client_tokens
 from asr_service.logging_setup import configure_logging
-from tests.asr_service.conftest import http_get, wait_until
 from tests.asr_service.fakes import word_audio
+from tests.asr_service.helpers import http_get, wait_until
 from tests.asr_service.wsclient import recv_all, recv_event, stream_native
 
 REPO = Path(__file__).resolve().parents[2]

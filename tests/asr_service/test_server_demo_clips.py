@@ -16,7 +16,7 @@ import soundfile
 
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH
 from asr_service.server import load_configured_model
-from tests.asr_service.conftest import TEST_SETTINGS, ServerThread
+from tests.asr_service.helpers import TEST_SETTINGS, ServerThread
 from tests.asr_service.wsclient import stream_native
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from asr_service.audio import encode_pcm16
-from tests.asr_service.conftest import http_get
 from tests.asr_service.fakes import word_audio
+from tests.asr_service.helpers import http_get
 
 
 async def _open_stream_midway(url: str, letters: str) -> tuple[object, list[dict]]:

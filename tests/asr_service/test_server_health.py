@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from asr_service.server import StartupError
-from tests.asr_service.conftest import TEST_SETTINGS, ServerThread, fake_loader, http_get
 from tests.asr_service.fakes import word_audio
+from tests.asr_service.helpers import TEST_SETTINGS, ServerThread, fake_loader, http_get
 from tests.asr_service.wsclient import stream_native
 
 

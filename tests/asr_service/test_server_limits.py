@@ -11,8 +11,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from asr_service.metrics import current_value
-from tests.asr_service.conftest import fake_loader, wait_until
 from tests.asr_service.fakes import FakeStreamingModel, word_audio
+from tests.asr_service.helpers import fake_loader, wait_until
 from tests.asr_service.wsclient import recv_all, recv_event, stream_native
 
 

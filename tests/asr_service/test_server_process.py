@@ -14,8 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from asr_service.audio import encode_pcm16
-from tests.asr_service.conftest import http_get
-from tests.asr_service.test_server_real_model import _speechy, _write_checkpoint
+from tests.asr_service.helpers import http_get, speechy, write_checkpoint
 from tests.asr_service.wsclient import recv_all, recv_event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("model") / "untrained.pt"
-    return path, _write_checkpoint(path)
+    return path, write_checkpoint(path)
 
 
 def _spawn(env_extra: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -65,7 +64,7 @@ def test_sigterm_drains_streams_in_flight_and_exits_zero(checkpoint):
         with connect(f"ws://127.0.0.1:{ready['ws_port']}") as ws:
             recv_event(ws)
             ws.send(json.dumps({"type": "start", "sample_rate": 16000}))
-            ws.send(encode_pcm16(_speechy(1.0, seed=5)))
+            ws.send(encode_pcm16(speechy(1.0, seed=5)))
             time.sleep(0.3)
             process.send_signal(signal.SIGTERM)
             events = recv_all(ws)

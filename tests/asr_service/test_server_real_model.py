@@ -16,45 +16,17 @@ import pytest
 import torch
 
 from asr_service.engine import BatchingEngine
-from asr_service.model.checkpoint import load_checkpoint, save_checkpoint
+from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import greedy_decode
-from asr_service.model.features import LogMelSettings
-from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from asr_service.server import StartupError, load_configured_model
-from tests.asr_service.conftest import TEST_SETTINGS, ServerThread
+from tests.asr_service.helpers import TEST_SETTINGS, ServerThread, speechy, write_checkpoint
 from tests.asr_service.wsclient import stream_native
-
-CONFIG = StreamingGruCtcConfig(hidden=48, layers=1, chunk_frames=4)
-
-
-def _write_checkpoint(path: Path) -> str:
-    torch.manual_seed(1)
-    model = StreamingGruCtc(CONFIG, LogMelSettings(), CHAR_TOKENS)
-    with torch.no_grad():
-        model.head.bias[0] -= 3.0  # untrained: make blanks rarer so the text is not empty
-    return save_checkpoint(
-        path,
-        arch=ARCH_NAME,
-        hparams=CONFIG.to_dict(),
-        features=LogMelSettings().to_dict(),
-        tokens=CHAR_TOKENS,
-        blank_id=0,
-        state_dict=model.state_dict(),
-    )
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("model") / "untrained.pt"
-    return path, _write_checkpoint(path)
-
-
-def _speechy(seconds: float, seed: int, rate: int = 16000) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
-    voice = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in rng.uniform(150, 2500, 6))
-    return (0.1 * envelope * voice + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    return path, write_checkpoint(path)
 
 
 def _offline_text(path: Path, audio: np.ndarray) -> str:
@@ -73,7 +45,7 @@ def test_streaming_through_the_server_equals_the_whole_utterance_forward(checkpo
     )
     thread = ServerThread(settings, load_configured_model).start()
     try:
-        audio = _speechy(2.0, seed=3)
+        audio = speechy(2.0, seed=3)
         events, code = stream_native(thread.url, audio, frame_ms=37)
         expected = _offline_text(path, audio)
         assert code == 1000 and expected
@@ -95,7 +67,7 @@ def test_a_wrong_sha256_refuses_to_start(checkpoint):
 def test_real_model_streams_alone_and_batched_decode_the_same(checkpoint):
     path, _digest = checkpoint
     model = load_checkpoint(path).model
-    audios = [_speechy(1.5, seed=s) for s in range(5)]
+    audios = [speechy(1.5, seed=s) for s in range(5)]
 
     def run(engine: BatchingEngine, feed_all_first: bool) -> list[str]:
         results: list[list[str]] = [[] for _ in audios]

@@ -13,7 +13,7 @@ from ezspeech_common.deployments import cluster_and_service
 from ezspeech_common.errors import ServiceNotFoundError
 from ezspeech_common.events.ecs import DeploymentStateChangeEvent
 
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     CLUSTER,
     CONTAINER,
     SERVICE,
@@ -153,7 +153,7 @@ def test_redelivered_failure_alerts_once(
     first = app.lambda_handler(event, FakeContext())
     redelivered = app.lambda_handler(event, FakeContext())
 
-    assert first["outcome"] == "failed" and "duplicate" not in first
+    assert first["outcome"] == "failed" and first["duplicate"] is False
     assert redelivered["duplicate"] is True
     assert redelivered["deployment_id"] == "ecs-svc/9999"
     assert len(platform.notifications()) == 1
@@ -229,7 +229,7 @@ def test_service_arn_forms() -> None:
     assert json.loads(json.dumps(cluster_and_service("arn:aws:ecs:r:1:service/c/s"))) == ["c", "s"]
 
 
-# ------------------------------------------------------------------ the golden-set gate (issue 22)
+# ------------------------------------------------------------------ the golden-set gate
 GATE_RECORD: dict[str, Any] = {
     "component": "golden",
     "event": "golden_set_failed",

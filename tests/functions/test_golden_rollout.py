@@ -1,4 +1,4 @@
-"""The rollout keeps the golden-set gate (issue 22): `make upload-model GOLDEN=dir` → model_rollout.
+"""The rollout keeps the golden-set gate: `make upload-model GOLDEN=dir` → model_rollout.
 
 A golden set uploaded with a model is pinned on the new revision as GOLDEN_SET / GOLDEN_MAX_WER;
 a model uploaded without one inherits the pin of the revision it replaces; a bad pin fails the
@@ -18,17 +18,19 @@ from ezspeech_common.errors import GoldenSetPinError
 from ops.rollout import main as rollout_main
 from ops.upload_model import main as upload_main
 from ops.upload_model import upload_golden_set, upload_model
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     BUCKET,
     CLUSTER,
     SERVICE,
     FakeContext,
     Platform,
+    container_env,
     object_created,
     put_model,
+    revision_count,
+    rollout_env,
+    service_revision,
 )
-from tests.functions.test_model_rollout import container_env, revision_count, service_revision
-from tests.functions.test_model_rollout import env as rollout_env
 
 CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 

@@ -15,7 +15,7 @@ from ezspeech_common.errors import (
 )
 from ezspeech_common.rollout import ModelRef, RolloutSettings, roll_out_model, sequencer_newer
 
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     BUCKET,
     CLUSTER,
     CONTAINER,
@@ -24,9 +24,13 @@ from tests.functions.conftest import (
     TABLE,
     FakeContext,
     Platform,
+    container_env,
     documented_event,
     object_created,
     put_model,
+    revision_count,
+    rollout_env,
+    service_revision,
 )
 
 TD_ARN = "arn:aws:ecs:us-east-1:123456789012:task-definition/ezspeech-test-asr:"
@@ -35,38 +39,9 @@ SETTINGS = RolloutSettings(
 )
 
 
-def env(platform: Platform) -> dict[str, str]:
-    return {
-        "CLUSTER_NAME": CLUSTER,
-        "SERVICE_NAME": SERVICE,
-        "CONTAINER_NAME": CONTAINER,
-        "MODEL_KEY_PREFIX": PREFIX,
-        "NOTIFY_TOPIC_ARN": platform.topic_arn,
-        "IDEMPOTENCY_TABLE": TABLE,
-    }
-
-
 @pytest.fixture
 def app(platform: Platform, load_handler: Any) -> Any:
-    return load_handler("model_rollout", env(platform), platform.clients)
-
-
-def service_revision(platform: Platform) -> dict[str, Any]:
-    ecs = platform.clients.ecs
-    arn = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
-    described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-    return {**described["taskDefinition"], "tags": {t["key"]: t["value"] for t in described.get("tags", [])}}
-
-
-def container_env(revision: dict[str, Any]) -> dict[str, str]:
-    container = next(c for c in revision["containerDefinitions"] if c["name"] == CONTAINER)
-    return {e["name"]: e["value"] for e in container.get("environment", [])}
-
-
-def revision_count(platform: Platform) -> int:
-    return len(
-        platform.clients.ecs.list_task_definitions(familyPrefix="ezspeech-test-asr")["taskDefinitionArns"]
-    )
+    return load_handler("model_rollout", rollout_env(platform), platform.clients)
 
 
 def test_documented_event_rolls_out_pinned_version_and_sha(platform: Platform, app: Any) -> None:

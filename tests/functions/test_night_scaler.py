@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from ezspeech_common.errors import EventShapeError, ScalableTargetNotFoundError
 from ezspeech_common.night import NightSettings, scale_down
 
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     CAPACITY_PARAMETER,
     CLUSTER,
     DESIRED,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     ACCOUNT,
     CLUSTER,
     CONTAINER,

@@ -21,8 +21,7 @@ from asr_service import metrics as server_metrics
 from asr_service import settings as server_settings
 from asr_service.emf import EMF_NAMESPACE
 from asr_service.http import HttpServer, add_health_routes
-from tests.infra.test_dockerfile import DOCKERFILE, exec_form, parse_dockerfile
-from tests.infra.test_terraform import TerraformConfig, load_terraform, one_block
+from tests.infra.helpers import TerraformConfig, exec_form, load_terraform, one_block, read_dockerfile
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -39,7 +38,7 @@ def tf() -> TerraformConfig:
 
 @pytest.fixture(scope="module")
 def docker_env() -> dict[str, str]:
-    dockerfile = parse_dockerfile(DOCKERFILE.read_text())
+    dockerfile = read_dockerfile()
     env: dict[str, str] = {}
     for line in dockerfile.final.all("ENV"):
         env.update(dict(pair.split("=", 1) for pair in line.split()))
@@ -72,7 +71,7 @@ def test_ports_agree_everywhere(
     ws_port, health_port = tf.locals["websocket_port"], tf.locals["health_port"]
     assert (defaults.port, defaults.health_port) == (ws_port, health_port) == (8765, 8080)
     assert (docker_env["SERVER_PORT"], docker_env["HEALTH_PORT"]) == (str(ws_port), str(health_port))
-    dockerfile = parse_dockerfile(DOCKERFILE.read_text())
+    dockerfile = read_dockerfile()
     assert dockerfile.final.all("EXPOSE") == [f"{ws_port} {health_port}"]
     for name in ("asr-server", "asr-server-gpu"):
         service = compose_services[name]
@@ -301,7 +300,7 @@ def test_alb_readiness_path_is_served_by_the_health_port(tf: TerraformConfig) ->
 def test_container_health_commands_pass_against_a_live_server_and_fail_without_one(
     tf: TerraformConfig,
 ) -> None:
-    dockerfile = parse_dockerfile(DOCKERFILE.read_text())
+    dockerfile = read_dockerfile()
     (healthcheck,) = dockerfile.final.all("HEALTHCHECK")
     docker_argv = exec_form(healthcheck.partition(" CMD ")[2])
     ecs_command = tf.locals["container_health_command"]

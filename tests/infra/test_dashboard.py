@@ -25,7 +25,7 @@ import pytest
 from asr_service.emf import RecordedHistogram
 from asr_service.gpu_probe import GpuSample
 from asr_service.metrics import ServiceMetrics
-from tests.infra.test_terraform import TerraformConfig, load_terraform
+from tests.infra.helpers import TerraformConfig, load_terraform
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -268,7 +268,7 @@ def test_log_widgets_read_log_groups_and_fields_that_exist(tf):
         (fields,) = re.findall(r"\| fields ([^|]+)", query)
         wanted = {f.strip() for f in fields.split(",")} - {"@timestamp", "message", "event"}
         if "model-rollout" in group:
-            assert 'logger.info(\n        "rollout_" +' in rollout_source  # the filter /^rollout_/
+            assert re.search(r'logger\.info\(\s*"rollout_" \+', rollout_source)  # the filter /^rollout_/
             assert wanted <= rollout_fields, wanted - rollout_fields
         else:
             assert 'filter event = "server_ready"' in query

@@ -3,84 +3,21 @@
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
+from image import preflight
+from tests.infra.helpers import DOCKERFILE, ROOT, Dockerfile, exec_form, read_dockerfile
+
 PUBLIC_BASE = "python:3.11-slim-bookworm"
-
-
-@dataclass
-class Stage:
-    name: str
-    base: str
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-@dataclass
-class Dockerfile:
-    global_args: dict[str, str]
-    stages: list[Stage]
-
-    @property
-    def final(self) -> Stage:
-        return self.stages[-1]
-
-
-def parse_dockerfile(text: str) -> Dockerfile:
-    """Instructions per stage; continuation lines joined, comments dropped."""
-    logical: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if pending and line.startswith("#"):
-            continue  # comment lines inside a continued instruction
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        logical.append(pending + line)
-        pending = ""
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in logical:
-        keyword, _, args = line.partition(" ")
-        keyword, args = keyword.upper(), args.strip()
-        if keyword == "FROM":
-            match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", args, flags=re.IGNORECASE)
-            assert match, f"unreadable FROM: {args}"
-            stages.append(Stage(name=match.group(2) or str(len(stages)), base=match.group(1)))
-        elif not stages and keyword == "ARG":
-            name, _, default = args.partition("=")
-            global_args[name] = default
-        else:
-            assert stages, f"{keyword} before FROM"
-            stages[-1].instructions.append((keyword, re.sub(r"\s+", " ", args)))
-    return Dockerfile(global_args, stages)
-
-
-def exec_form(args: str) -> list[str]:
-    """The JSON array of an exec-form instruction; fails for shell form."""
-    value = json.loads(args)
-    assert isinstance(value, list) and all(isinstance(v, str) for v in value), args
-    return value
 
 
 @pytest.fixture(scope="module")
 def dockerfile() -> Dockerfile:
-    return parse_dockerfile(DOCKERFILE.read_text())
+    return read_dockerfile()
 
 
 def test_base_image_defaults_to_the_public_python_image(dockerfile: Dockerfile) -> None:
@@ -104,7 +41,9 @@ def test_runtime_has_libsndfile_and_no_extra_tools(dockerfile: Dockerfile) -> No
     runs = " ".join(dockerfile.final.all("RUN"))
     assert re.search(r"apt-get install [^&]*\blibsndfile1\b", runs)
     assert "--no-install-recommends" in runs and "rm -rf /var/lib/apt/lists/*" in runs
-    commands = " ".join(args for stage in dockerfile.stages for kw, args in stage.instructions if kw != "ENV")
+    commands = " ".join(
+        i.args for stage in dockerfile.stages for i in stage.instructions if i.keyword != "ENV"
+    )
     assert not re.search(r"\b(curl|wget)\b", commands), "no download tools in the image"
 
 
@@ -158,26 +97,9 @@ def test_writable_scratch_is_declared_for_a_read_only_root(dockerfile: Dockerfil
 
 
 # ------------------------------------------------------------------------------ build context
-def dockerignore_includes(path: str, patterns: list[str]) -> bool:
-    """Docker's rule: the last matching pattern wins; a match also covers everything below it."""
-    included = True
-    for pattern in patterns:
-        negated = pattern.startswith("!")
-        body = pattern[1:] if negated else pattern
-        body = body.rstrip("/")
-        parts = path.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(fnmatch.fnmatchcase(prefix, body) for prefix in prefixes) or (
-            body.startswith("**/") and any(fnmatch.fnmatchcase(p, body[3:]) for p in parts)
-        ):
-            included = negated
-    return included
-
-
 @pytest.fixture(scope="module")
 def ignore_patterns() -> list[str]:
-    lines = (ROOT / ".dockerignore").read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return preflight.read_dockerignore(ROOT)
 
 
 @pytest.mark.parametrize(
@@ -191,7 +113,7 @@ def ignore_patterns() -> list[str]:
     ],
 )
 def test_build_context_holds_what_the_image_needs(ignore_patterns: list[str], path: str) -> None:
-    assert dockerignore_includes(path, ignore_patterns)
+    assert not preflight.is_ignored(path, ignore_patterns)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +121,7 @@ def test_build_context_holds_what_the_image_needs(ignore_patterns: list[str], pa
     ["asr_client/stream.py", "asr_client/transcribe.py", "ezspeech_convert/source.py", "training/train.py"],
 )
 def test_clients_and_the_converter_stay_out_of_the_image(ignore_patterns: list[str], path: str) -> None:
-    assert not dockerignore_includes(path, ignore_patterns)
+    assert preflight.is_ignored(path, ignore_patterns)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +135,7 @@ def test_clients_and_the_converter_stay_out_of_the_image(ignore_patterns: list[s
     ],
 )
 def test_build_context_leaves_out_the_rest(ignore_patterns: list[str], path: str) -> None:
-    assert not dockerignore_includes(path, ignore_patterns)
+    assert preflight.is_ignored(path, ignore_patterns)
 
 
 def test_every_copied_source_is_in_the_build_context(
@@ -226,7 +148,7 @@ def test_every_copied_source_is_in_the_build_context(
             *sources, _destination = [part for part in copy.split() if not part.startswith("--")]
             for source in sources:
                 assert (ROOT / source).exists(), f"COPY source {source} is missing"
-                assert dockerignore_includes(source.rstrip("/"), ignore_patterns), f"{source} is ignored"
+                assert not preflight.is_ignored(source.rstrip("/"), ignore_patterns), f"{source} is ignored"
 
 
 def test_hadolint_is_clean() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.test_terraform import TERRAFORM_DIR
+from tests.infra.helpers import TERRAFORM_DIR
 
 PROVIDER = Path("registry.terraform.io/hashicorp/aws")
 

@@ -24,6 +24,7 @@ from ezspeech_common.ecs import (
     describe_task_definition,
     find_container,
     other_deployment_ids,
+    register_and_deploy,
     registerable,
     rollout_in_progress,
     with_container_secret,
@@ -139,19 +140,11 @@ def roll_out_client_tokens(
         TAG_PREFIX + "rollout-source": "rotate-tokens",
     }
     result.superseded_deployment_ids = other_deployment_ids(service) if rollout_in_progress(service) else []
-    registered = ecs.register_task_definition(
-        **definition, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())]
-    )
-    new_arn = str(registered["taskDefinition"]["taskDefinitionArn"])
-    updated = ecs.update_service(cluster=settings.cluster, service=settings.service, taskDefinition=new_arn)
-    deployments = updated["service"].get("deployments", [])
-    primary = [d for d in deployments if d.get("taskDefinition") == new_arn] or [
-        d for d in deployments if d.get("status") == "PRIMARY"
-    ]
+    deployed = register_and_deploy(ecs, settings.cluster, settings.service, definition, tags)
     result.status = "started"
     result.reason = "superseded_in_progress_rollout" if result.superseded_deployment_ids else "new_tokens"
-    result.task_definition_arn = new_arn
-    result.deployment_id = str(primary[0]["id"]) if primary else ""
+    result.task_definition_arn = deployed.task_definition_arn
+    result.deployment_id = deployed.deployment_id
     return result
 
 

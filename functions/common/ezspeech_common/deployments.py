@@ -109,9 +109,26 @@ class DeploymentReport:
     deployment: RevisionModel | None
     service_now: RevisionModel | None
     stopped_task: StoppedTask | None = None
+    #: True when idempotency handed back the stored report of an earlier delivery.
+    duplicate: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentReport:
+        def revision(value: dict[str, Any] | None) -> RevisionModel | None:
+            return RevisionModel(**value) if value is not None else None
+
+        stopped = data.get("stopped_task")
+        return cls(
+            **{
+                **data,
+                "deployment": revision(data.get("deployment")),
+                "service_now": revision(data.get("service_now")),
+                "stopped_task": StoppedTask(**stopped) if stopped is not None else None,
+            }
+        )
 
 
 def cluster_and_service(service_arn: str) -> tuple[str, str]:

@@ -72,13 +72,13 @@ def find_container(task_definition: dict[str, Any], container_name: str) -> dict
     )
 
 
-def container_environment(task_definition: dict[str, Any], container_name: str) -> dict[str, str]:
+def plain_environment(task_definition: dict[str, Any], container_name: str) -> dict[str, str]:
     container = find_container(task_definition, container_name)
     return {str(e["name"]): str(e.get("value", "")) for e in container.get("environment", [])}
 
 
 def model_pin(task_definition: dict[str, Any], container_name: str) -> ModelPin | None:
-    env = container_environment(task_definition, container_name)
+    env = plain_environment(task_definition, container_name)
     if not env.get("MODEL_URI"):
         return None
     return ModelPin(uri=env["MODEL_URI"], sha256=env.get("MODEL_SHA256", ""))
@@ -136,3 +136,33 @@ def with_container_secret(
 def copyable_tags(tags: dict[str, str]) -> dict[str, str]:
     """Tags a new revision may carry: ``aws:`` tags are reserved and cannot be set by callers."""
     return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What ``register_and_deploy`` started: the new revision and the deployment running it."""
+
+    task_definition_arn: str
+    deployment_id: str
+
+
+def register_and_deploy(
+    ecs: ECSClient, cluster: str, service: str, definition: dict[str, Any], tags: dict[str, str]
+) -> Deployed:
+    """Register ``definition`` (a ``registerable`` copy with changes) tagged ``tags``, point the
+    service at it and name the deployment ECS started for it.
+
+    Model rollouts and client-token rotations both go through here, so a revision is always
+    registered and deployed the same way whatever changed in it.
+    """
+    registered = ecs.register_task_definition(
+        **definition, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())]
+    )
+    new_arn = str(registered["taskDefinition"]["taskDefinitionArn"])
+    updated = ecs.update_service(cluster=cluster, service=service, taskDefinition=new_arn)
+    deployments = updated["service"].get("deployments", [])
+    # moto (and ECS in a race) may not tag the deployment with the revision yet: PRIMARY is it.
+    primary = [d for d in deployments if d.get("taskDefinition") == new_arn] or [
+        d for d in deployments if d.get("status") == "PRIMARY"
+    ]
+    return Deployed(new_arn, str(primary[0]["id"]) if primary else "")

@@ -20,30 +20,31 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
 from ezspeech_common.ecs import (
     TAG_PREFIX,
-    container_environment,
     copyable_tags,
     describe_service,
     describe_task_definition,
     model_pin,
     other_deployment_ids,
+    plain_environment,
+    register_and_deploy,
     registerable,
     rollout_in_progress,
     with_container_environment,
 )
 from ezspeech_common.errors import (
-    GoldenSetPinError,
     ModelChecksumError,
     ModelObjectNotFoundError,
     ModelSizeError,
     UnsupportedModelKeyError,
     VersioningRequiredError,
 )
+from ezspeech_common.golden_pin import SAFE_KEY, GoldenPin, check_golden_pin, parse_golden_metadata
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -51,88 +52,9 @@ if TYPE_CHECKING:
 
 #: File suffixes of a model checkpoint (torch.save output).
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt")
-#: Keys are restricted to characters that read the same raw and URL-encoded (S3 event keys,
-#: the ``s3://`` URI the container parses) and fit in a 256-character tag value.
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9._/-]{1,256}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 RolloutSource = Literal["event", "promote", "rollback"]
-
-#: Model object metadata naming the golden set the model must pass (issue 22; `make upload-model
-#: GOLDEN=dir` sets it) and the WER threshold; the rollout pins them as GOLDEN_SET / GOLDEN_MAX_WER.
-GOLDEN_SET_METADATA = "golden-set"
-GOLDEN_MAX_WER_METADATA = "golden-max-wer"
-#: The manifest the golden set's version id pins (asr_service.golden.TRANSCRIPTS_FILE).
-GOLDEN_MANIFEST = "transcripts.json"
-
-
-@dataclass(frozen=True)
-class GoldenPin:
-    """A golden set given with an upload: ``s3://bucket/prefix/?versionId=V`` and its threshold."""
-
-    uri: str
-    bucket: str
-    manifest_key: str
-    version_id: str
-    max_wer: str = ""  # as given ("" = the server's default)
-
-    def environment(self) -> dict[str, str]:
-        env = {"GOLDEN_SET": self.uri}
-        if self.max_wer:
-            env["GOLDEN_MAX_WER"] = self.max_wer
-        return env
-
-
-def parse_golden_metadata(
-    bucket: str, metadata: dict[str, str], key_prefix: str = "models/"
-) -> GoldenPin | None:
-    """The golden set named in a model object's metadata, checked; None when there is none.
-
-    It must be a version-pinned prefix in the models bucket under the models prefix: the task role
-    can read only there, and an unpinned set could change under a rollout.
-    """
-    uri = metadata.get(GOLDEN_SET_METADATA, "").strip()
-    max_wer = metadata.get(GOLDEN_MAX_WER_METADATA, "").strip()
-    if not uri:
-        if max_wer:
-            raise GoldenSetPinError(
-                f"metadata {GOLDEN_MAX_WER_METADATA}={max_wer!r} without {GOLDEN_SET_METADATA}"
-            )
-        return None
-    parts = urlsplit(uri)
-    versions = parse_qs(parts.query).get("versionId", [])
-    key = parts.path.lstrip("/")
-    if not key.endswith(GOLDEN_MANIFEST):
-        key = key.rstrip("/") + "/" + GOLDEN_MANIFEST
-    problems = []
-    if parts.scheme != "s3" or parts.netloc != bucket:
-        problems.append(f"must be in the models bucket s3://{bucket}/")
-    if not key.startswith(key_prefix) or not _SAFE_KEY.match(key):
-        problems.append(f"must be under {key_prefix} with key characters A-Z a-z 0-9 . _ / -")
-    if len(versions) != 1 or not versions[0] or set(parse_qs(parts.query)) != {"versionId"}:
-        problems.append("must be pinned with exactly one ?versionId=")
-    if max_wer:
-        try:
-            if not 0 <= float(max_wer) <= 1:
-                raise ValueError
-        except ValueError:
-            problems.append(f"{GOLDEN_MAX_WER_METADATA} must be a WER fraction 0..1, got {max_wer!r}")
-    if problems:
-        raise GoldenSetPinError(f"{GOLDEN_SET_METADATA} {uri!r}: " + "; ".join(problems))
-    return GoldenPin(uri, bucket, key, versions[0], max_wer)
-
-
-def check_golden_pin(s3: S3Client, pin: GoldenPin) -> None:
-    """HEAD the pinned manifest: a golden set that does not exist fails the rollout now, with a
-    clear message, instead of failing every task of the new revision later."""
-    try:
-        s3.head_object(Bucket=pin.bucket, Key=pin.manifest_key, VersionId=pin.version_id)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        raise GoldenSetPinError(
-            f"golden set {pin.uri}: s3://{pin.bucket}/{pin.manifest_key} version {pin.version_id} "
-            f"cannot be read ({code}); upload it with make upload-model GOLDEN=dir"
-        ) from error
 
 
 @dataclass(frozen=True)
@@ -224,9 +146,15 @@ class RolloutResult:
     golden_source: str = "none"
     deployment_id: str = ""
     superseded_deployment_ids: list[str] = field(default_factory=list)
+    #: True when idempotency handed back the stored result of an earlier delivery.
+    duplicate: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RolloutResult:
+        return cls(**data)
 
 
 def is_model_key(key: str, prefix: str) -> bool:
@@ -259,7 +187,7 @@ def is_newer(model: ModelObject, sequencer: str | None, watermark: Watermark | N
 
 def check_model_key(key: str) -> None:
     """Raise UnsupportedModelKeyError unless ``key`` is safe to carry in URIs and tags."""
-    if not _SAFE_KEY.match(key):
+    if not SAFE_KEY.match(key):
         raise UnsupportedModelKeyError(
             f"key {key!r}: use at most 256 characters from A-Z a-z 0-9 . _ / - for model keys"
         )
@@ -365,23 +293,15 @@ def roll_out_model(
         updates.update(model.golden.environment())
         result.golden_set, result.golden_source = model.golden.uri, "upload"
     else:
-        carried = container_environment(current, settings.container_name).get("GOLDEN_SET", "")
+        carried = plain_environment(current, settings.container_name).get("GOLDEN_SET", "")
         result.golden_set, result.golden_source = carried, "carried" if carried else "none"
     definition = with_container_environment(registerable(ecs, current), settings.container_name, updates)
     result.superseded_deployment_ids = other_deployment_ids(service) if rollout_in_progress(service) else []
-    registered = ecs.register_task_definition(
-        **definition, tags=[{"key": k, "value": v} for k, v in sorted(tags.items())]
-    )
-    new_arn = str(registered["taskDefinition"]["taskDefinitionArn"])
-    updated = ecs.update_service(cluster=settings.cluster, service=settings.service, taskDefinition=new_arn)
-    deployments = updated["service"].get("deployments", [])
-    primary = [d for d in deployments if d.get("taskDefinition") == new_arn] or [
-        d for d in deployments if d.get("status") == "PRIMARY"
-    ]
+    deployed = register_and_deploy(ecs, settings.cluster, settings.service, definition, tags)
     result.status = "started"
     result.reason = "superseded_in_progress_rollout" if result.superseded_deployment_ids else "new_model"
-    result.task_definition_arn = new_arn
-    result.deployment_id = str(primary[0]["id"]) if primary else ""
+    result.task_definition_arn = deployed.task_definition_arn
+    result.deployment_id = deployed.deployment_id
     return result
 
 

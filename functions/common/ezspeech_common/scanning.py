@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ezspeech_common.ecs import describe_service, describe_task_definition
+from ezspeech_common.errors import ServiceNotFoundError
 from ezspeech_common.events.scans import EcrImageScanEvent, InspectorFindingEvent, InspectorScanEvent
 
 if TYPE_CHECKING:
@@ -92,11 +94,26 @@ class Alert:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "escalated": self.escalated}
 
+
+@dataclass
+class AlertSent:
+    """The once-only unit's result: which image's scan result was announced, and as what."""
+
+    repository: str
+    digest: str
+    scan_result_id: str
+    message_id: str
+    escalated: bool
+    status: str = "alerted"
+    #: True when idempotency handed back the stored result of an earlier delivery.
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Alert:
-        fields = {k: v for k, v in data.items() if k != "escalated"}
-        fields["top_findings"] = [Finding(**f) for f in fields.get("top_findings", [])]
-        return cls(**fields)
+    def from_dict(cls, data: dict[str, Any]) -> AlertSent:
+        return cls(**data)
 
 
 def image_scan_from_event(
@@ -204,13 +221,15 @@ def running_digests(ecs: ECSClient, cluster: str, service: str) -> set[str] | No
             digests.update(
                 c["imageDigest"] for t in tasks for c in t.get("containers", []) if c.get("imageDigest")
             )
-        described = ecs.describe_services(cluster=cluster, services=[service]).get("services", [])
-        for svc in described:
-            definition = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
-            for container in definition.get("containerDefinitions", []):
-                image = str(container.get("image", ""))
-                if "@sha256:" in image:
-                    digests.add(image.split("@", 1)[1])
+        try:
+            running = describe_service(ecs, cluster, service)
+        except ServiceNotFoundError:
+            return digests  # no service, so no revision pinning a digest: its tasks tell all
+        definition, _ = describe_task_definition(ecs, str(running["taskDefinition"]))
+        for container in definition.get("containerDefinitions", []):
+            image = str(container.get("image", ""))
+            if "@sha256:" in image:
+                digests.add(image.split("@", 1)[1])
     except ClientError:
         return None
     return digests

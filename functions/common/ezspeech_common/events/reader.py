@@ -4,7 +4,7 @@ Why not pydantic and the Powertools parser, as CONVENTIONS.md asks: cold start. 
 (pydantic, pydantic_core, importlib.metadata, then building the models) took about 40-60 ms of
 CPU on a quiet machine where a bare ``import boto3`` takes about 112 ms; it was the largest
 avoidable part of every handler's import and kept all four at 1.7-1.9x ``import boto3``, above
-issue 5's target of 1.5x. These few flat models need only a fraction of pydantic, and this
+the cold-start target of 1.5x. These few flat models need only a fraction of pydantic, and this
 module keeps its contract for them: types are checked, unknown keys are ignored, AWS's dashed
 and camelCase names map to ours, absent keys take the model's default, and a wrong event raises
 one :class:`~ezspeech_common.errors.EventShapeError` whose message names the field path and the

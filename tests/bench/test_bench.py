@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import loadgen, plot
-from tests.asr_service.test_server_real_model import _write_checkpoint
+from tests.asr_service.helpers import write_checkpoint
 
 
 def test_percentile_and_table():
@@ -22,7 +22,7 @@ def test_percentile_and_table():
 @pytest.mark.slow
 def test_bench_runs_a_real_server_and_writes_its_table(tmp_path):
     model = tmp_path / "model.pt"
-    _write_checkpoint(model)
+    write_checkpoint(model)
     out = tmp_path / "results"
     assert (
         loadgen.main(

@@ -1,4 +1,5 @@
-"""A small AWS account in moto for the Lambda tests: the names Terraform and SAM would create."""
+"""A small AWS account in moto for the Lambda and ops tests (the names Terraform and SAM would
+create), and what those tests read back from it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -70,8 +72,9 @@ def _client(name: str) -> Any:
     return boto3.client(name, region_name=REGION)  # type: ignore[call-overload]
 
 
-@pytest.fixture
-def platform() -> Iterator[Platform]:
+@contextmanager
+def moto_platform() -> Iterator[Platform]:
+    """The account the Lambda and ops tests share, in moto (in-process: no socket is opened)."""
     with mock_aws():
         s3, ecs, sns, sqs, ddb = (_client(n) for n in ("s3", "ecs", "sns", "sqs", "dynamodb"))
         s3.create_bucket(Bucket=BUCKET)
@@ -188,8 +191,37 @@ class FakeContext:
         return 60_000
 
 
-@pytest.fixture
-def load_handler(
+def rollout_env(platform: Platform) -> dict[str, str]:
+    return {
+        "CLUSTER_NAME": CLUSTER,
+        "SERVICE_NAME": SERVICE,
+        "CONTAINER_NAME": CONTAINER,
+        "MODEL_KEY_PREFIX": PREFIX,
+        "NOTIFY_TOPIC_ARN": platform.topic_arn,
+        "IDEMPOTENCY_TABLE": TABLE,
+    }
+
+
+def service_revision(platform: Platform) -> dict[str, Any]:
+    ecs = platform.clients.ecs
+    arn = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
+    described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return {**described["taskDefinition"], "tags": {t["key"]: t["value"] for t in described.get("tags", [])}}
+
+
+def container_env(revision: dict[str, Any]) -> dict[str, str]:
+    container = next(c for c in revision["containerDefinitions"] if c["name"] == CONTAINER)
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+def revision_count(platform: Platform) -> int:
+    return len(
+        platform.clients.ecs.list_task_definitions(familyPrefix="ezspeech-test-asr")["taskDefinitionArns"]
+    )
+
+
+@contextmanager
+def handler_loader(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[[str, dict[str, str], AwsClients], ModuleType]]:
     """Import ``functions/<name>/app.py`` fresh (cold start) with ``env`` and the test's clients."""

@@ -1,26 +1,30 @@
-"""Server fixtures: a real AsrServer on port 0 in a background event loop, reusable by any test.
+"""What the asr_service tests share: a real AsrServer on port 0 in a background event loop
+(``ServerThread``, the settings it starts with), HTTP to its health port, polling for server-side
+effects, and small checkpoints written with the model package's own code.
 
-``server`` gives a ready server on the tiny deterministic fake model; ``start_server(...)``
-starts more with other settings or another model loader. Talk to them with a real websockets
-client (sync ``websockets.sync.client.connect`` or async ``websockets.asyncio.client.connect``)
-and plain HTTP for the health port (``http_get``).
+The fixtures built on these (``server``, ``start_server``) are in conftest.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import io
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import pytest
+import numpy as np
 import torch
 
+from asr_service.decoding.results import StreamUpdate
+from asr_service.model.checkpoint import FORMAT_TAG, FORMAT_VERSION, save_checkpoint
+from asr_service.model.features import LogMelSettings
+from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from asr_service.server import AsrServer
 from asr_service.settings import Settings
 from tests.asr_service.fakes import FakeStreamingModel
@@ -107,26 +111,6 @@ class ServerThread:
         self._thread.join(10)
 
 
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., ServerThread]]:
-    started: list[ServerThread] = []
-
-    def start(loader: Callable[..., Any] | None = None, **overrides: Any) -> ServerThread:
-        settings = dataclasses.replace(TEST_SETTINGS, **overrides)
-        thread = ServerThread(settings, loader or fake_loader())
-        started.append(thread)
-        return thread.start()
-
-    yield start
-    for thread in started:
-        thread.stop()
-
-
-@pytest.fixture
-def server(start_server: Callable[..., ServerThread]) -> ServerThread:
-    return start_server()
-
-
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Poll ``predicate`` (server-side effects land a moment after the client sees a close)."""
     deadline = time.monotonic() + timeout
@@ -145,3 +129,75 @@ def http_get(port: int, path: str, accept: str | None = None) -> tuple[int, dict
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.updates: list[StreamUpdate] = []
+        self.done = threading.Event()
+
+    def __call__(self, update: StreamUpdate) -> None:
+        self.updates.append(update)
+        if update.done or update.error:
+            self.done.set()
+
+    def finals(self) -> list[str]:
+        return [segment.text for u in self.updates for segment in u.finals]
+
+
+SMALL_CONFIG = StreamingGruCtcConfig(hidden=32, layers=1)
+
+
+def small_model() -> StreamingGruCtc:
+    torch.manual_seed(0)
+    return StreamingGruCtc(SMALL_CONFIG, LogMelSettings(), CHAR_TOKENS)
+
+
+def payload(model: StreamingGruCtc | None = None) -> dict[str, Any]:
+    model = model or small_model()
+    return {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "arch": ARCH_NAME,
+        "hparams": SMALL_CONFIG.to_dict(),
+        "features": LogMelSettings().to_dict(),
+        "tokens": list(CHAR_TOKENS),
+        "blank_id": 0,
+        "state_dict": model.state_dict(),
+        "metadata": {"note": "test"},
+    }
+
+
+def to_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+SERVER_MODEL_CONFIG = StreamingGruCtcConfig(hidden=48, layers=1, chunk_frames=4)
+
+
+def write_checkpoint(path: Path) -> str:
+    """A small untrained streaming GRU-CTC checkpoint (blanks made rarer so the text is not empty)."""
+    torch.manual_seed(1)
+    model = StreamingGruCtc(SERVER_MODEL_CONFIG, LogMelSettings(), CHAR_TOKENS)
+    with torch.no_grad():
+        model.head.bias[0] -= 3.0  # untrained: make blanks rarer so the text is not empty
+    return save_checkpoint(
+        path,
+        arch=ARCH_NAME,
+        hparams=SERVER_MODEL_CONFIG.to_dict(),
+        features=LogMelSettings().to_dict(),
+        tokens=CHAR_TOKENS,
+        blank_id=0,
+        state_dict=model.state_dict(),
+    )
+
+
+def speechy(seconds: float, seed: int, rate: int = 16000) -> np.ndarray:
+    """Seeded speech-like audio: a few tones under a syllable-rate envelope, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    voice = sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in rng.uniform(150, 2500, 6))
+    return (0.1 * envelope * voice + 0.02 * rng.standard_normal(t.size)).astype(np.float32)

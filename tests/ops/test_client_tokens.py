@@ -31,7 +31,7 @@ from ezspeech_common.rollout import ModelRef, RolloutSettings, roll_out_model
 
 from asr_service.auth import Client, parse_client_tokens
 from ops import tokens as ops_tokens
-from tests.functions.conftest import BUCKET, CLUSTER, CONTAINER, SERVICE, Platform, put_model
+from tests.functions.helpers import BUCKET, CLUSTER, CONTAINER, SERVICE, Platform, put_model
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["--cluster", CLUSTER, "--service", SERVICE]

@@ -10,7 +10,7 @@ import pytest
 
 from ops import rollout as ops_rollout
 from ops import upload_model as ops_upload
-from tests.functions.conftest import (
+from tests.functions.helpers import (
     BUCKET,
     CLUSTER,
     CONTAINER,

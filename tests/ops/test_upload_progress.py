@@ -30,7 +30,7 @@ from moto.server import ThreadedMotoServer
 
 from ops import upload_model as ops_upload
 from ops.progress import progress
-from tests.functions.conftest import BUCKET, Platform
+from tests.functions.helpers import BUCKET, Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 2**20

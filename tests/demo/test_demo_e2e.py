@@ -14,18 +14,19 @@ import pytest
 from moto import mock_aws
 
 from asr_service.auth import Client, parse_client_tokens
+from asr_service.model.wer import edit_distance
+from demo.clients import EndpointClients
 from demo.flow import short_arn
 from demo.models import prepare_inputs
 from demo.narration import Narrator
-from demo.resources import (
-    AwsClients,
-    StackNames,
+from demo.provision import (
     create_automation_backing,
     create_model_uploaded_rule,
     create_models_bucket,
     create_service,
     publish_names,
 )
+from demo.resources import StackNames
 from demo.steps import DEMO_CLIENT, run_demo
 
 slow = pytest.mark.slow
@@ -36,7 +37,7 @@ MAX_DEMO_CER = 0.25  # measured 0.0 with the shipped model; headroom for a retra
 # ------------------------------------------------------------------ the resource description (fast)
 @mock_aws
 def test_resource_description_builds_and_routes_only_model_uploads_to_the_rule_target():
-    aws = AwsClients(endpoint_url=None, region="us-east-1")
+    aws = EndpointClients(endpoint_url=None, region="us-east-1")
     names = StackNames()
     stack = create_models_bucket(aws, names)
     publish_names(aws, names)
@@ -108,13 +109,7 @@ def test_duplicate_upload_event_deploys_once(demo_run):
 
 def character_error_rate(hypothesis: str, reference: str) -> float:
     """Levenshtein distance over characters, divided by the reference length."""
-    previous = list(range(len(reference) + 1))
-    for i, h in enumerate(hypothesis, 1):
-        current = [i]
-        for j, r in enumerate(reference, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (h != r)))
-        previous = current
-    return previous[-1] / max(1, len(reference))
+    return edit_distance(list(reference), list(hypothesis)) / max(1, len(reference))
 
 
 def test_character_error_rate():
@@ -158,7 +153,7 @@ def test_scan_finding_and_failed_deployment_raise_alerts(demo_run):
 @slow
 def test_night_mode_scales_to_zero_and_morning_restores(demo_run):
     day, night, morning = (demo_run.capacity[k] for k in ("before night", "night", "morning"))
-    assert (night.min_capacity, night.max_capacity, night.desired_count) == (0, 0, 0)
+    assert (night.min, night.max, night.desired) == (0, 0, 0)
     assert morning == day
     # The demo played ECS: the task stopped for the night and a new one served in the morning.
     assert "task start → ready (morning)" in demo_run.timings
