@@ -188,7 +188,7 @@ def render(results: list[dict[str, Any]], stack: Stack) -> str:
             streams, basis = float(cpu_capacity), "measured"
         else:
             streams = per_vcpu * vcpus
-            basis = "extrapolated" + (", needs `WORKERS` > 1" if vcpus > cpu_vcpus else "")
+            basis = "extrapolated" + (", needs several server processes per task: not built yet" if vcpus > cpu_vcpus else "")
         at_target = per_1000_stream_hours(hour, min(target, streams))
         if streams < target:  # this size saturates before autoscaling reacts
             at_target += " (target above capacity: lower it)"
