@@ -188,7 +188,8 @@ def render(results: list[dict[str, Any]], stack: Stack) -> str:
             streams, basis = float(cpu_capacity), "measured"
         else:
             streams = per_vcpu * vcpus
-            basis = "extrapolated" + (", needs several server processes per task: not built yet" if vcpus > cpu_vcpus else "")
+            multi_process = ", needs several server processes per task: not built yet"
+            basis = "extrapolated" + (multi_process if vcpus > cpu_vcpus else "")
         at_target = per_1000_stream_hours(hour, min(target, streams))
         if streams < target:  # this size saturates before autoscaling reacts
             at_target += " (target above capacity: lower it)"
