@@ -136,3 +136,14 @@ def with_container_secret(
 def copyable_tags(tags: dict[str, str]) -> dict[str, str]:
     """Tags a new revision may carry: ``aws:`` tags are reserved and cannot be set by callers."""
     return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+
+
+def with_container_image(task_definition: dict[str, Any], container_name: str, image: str) -> dict[str, Any]:
+    """A copy of ``task_definition`` whose container ``container_name`` runs ``image``; nothing else
+    changes (environment, model pin, secrets, ports, limits are the running revision's)."""
+    find_container(task_definition, container_name)
+    containers = [
+        {**c, "image": image} if c.get("name") == container_name else c
+        for c in task_definition["containerDefinitions"]
+    ]
+    return {**task_definition, "containerDefinitions": containers}
