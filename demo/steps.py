@@ -12,6 +12,7 @@ from typing import Any
 
 from demo import events
 from demo.flow import DemoError, DemoResult, DemoRun, ModelVersion, short_arn
+from demo.image_step import step_ship_image
 from demo.latency import latency_summaries
 from demo.narration import Narrator
 from demo.resources import (
@@ -668,7 +669,7 @@ def step_8_rotate_tokens(run: DemoRun, inputs: DemoInputs) -> None:
 
 def step_9_cleanup(run: DemoRun) -> None:
     say, result = run.say, run.result
-    say.step(9, "Clean up and summary", "Every process the demo started is stopped.")
+    say.step(10, "Clean up and summary", "Every process the demo started is stopped.")
     if run.serving is not None and run.serving.running():
         # What an operator's scraper (and, as EMF, CloudWatch) sees: read back before the stop.
         result.latency = latency_summaries(run.serving.prometheus_text())
@@ -706,6 +707,7 @@ def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
         step_6_corrupt_model(run, inputs)
         step_7_wrong_model(run, inputs)
         step_8_rotate_tokens(run, inputs)
+        step_ship_image(run, 9)
         run.result.timings["whole demo"] = time.monotonic() - started
         step_9_cleanup(run)
     finally:
