@@ -31,7 +31,14 @@ def _manifest(tag: str) -> str:
                 "size": len(config),
                 "digest": "sha256:" + hashlib.sha256(config).hexdigest(),
             },
-            "layers": [],
+            # moto derives the image digest from the layers: one per tag keeps the digests apart.
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(tag),
+                    "digest": "sha256:" + hashlib.sha256(tag.encode()).hexdigest(),
+                }
+            ],
         }
     )
 

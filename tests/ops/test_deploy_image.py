@@ -24,6 +24,8 @@ def push(platform: Platform, tag: str) -> str:
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "config": {"digest": f"sha256:{tag:0>64}"},
+            # moto derives the digest from the layers: one per tag keeps each tag its own image.
+            "layers": [{"digest": f"sha256:{tag:0>64}", "size": 1}],
         }
     )
     image = platform.clients.ecr.put_image(repositoryName=REPOSITORY, imageManifest=manifest, imageTag=tag)
@@ -143,7 +145,11 @@ def test_deploy_image_refuses_findings_at_the_alert_threshold(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    scan(platform, "v4", push(platform, "v4"), None)  # moto's default: one HIGH finding
+    clean = push(platform, "v4-clean")
+    scan(platform, "v4-clean", clean, {"LOW": 1})
+    vulnerable = push(platform, "v4")
+    assert vulnerable != clean
+    scan(platform, "v4", vulnerable, None)  # moto's default: one HIGH finding
     assert deploy_image.main([*NAMES, "--tag", "v4"]) == 1
     assert "1 findings at or above HIGH" in capsys.readouterr().err
     assert service_definition(platform)["taskDefinition"] == running["taskDefinition"]
