@@ -4,7 +4,7 @@
 # `make test` runs it through tests/infra/test_rehearse_infra.py.
 .PHONY: rehearse-infra
 
-rehearse-infra: venv ## terraform apply → wiring checks → empty plan → destroy, dev + prod, on moto (~2 min)
+rehearse-infra: venv ## terraform apply → wiring checks → empty plan → destroy, dev + prod, on moto (~2-3.5 min)
 	$(call require_tool,$(TERRAFORM),https://developer.hashicorp.com/terraform/install)
 	$(PY) -m demo.infra.rehearse $(foreach env,$(REHEARSE_ENVS),--env $(env))
 
