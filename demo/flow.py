@@ -112,6 +112,8 @@ class DemoResult:
     tokens: dict[str, str] = field(default_factory=dict)
     token_revision_env: dict[str, str] = field(default_factory=dict)
     rotation: dict[str, Any] = field(default_factory=dict)
+    #: deploy-image (demo/steps/image.py): the report, both revisions and images, the refusals.
+    image_rollout: dict[str, Any] = field(default_factory=dict)
 
 
 def short_arn(arn: str) -> str:

@@ -85,6 +85,10 @@ resource "aws_s3_bucket_logging" "models" {
   bucket        = aws_s3_bucket.models.id
   target_bucket = aws_s3_bucket.access_logs.id
   target_prefix = "s3/${local.models_bucket_name}/"
+
+  # S3 checks at PutBucketLogging that the target bucket's policy lets the logging service write
+  # (the flow log and the ALB wait for the same policy).
+  depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
 data "aws_iam_policy_document" "models_bucket" {

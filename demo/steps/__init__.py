@@ -10,9 +10,10 @@ from demo.narration import Narrator
 from demo.steps.alerts import step_5_alerts_and_night
 from demo.steps.common import DEMO_CLIENT, DemoInputs
 from demo.steps.failures import step_6_corrupt_model, step_7_wrong_model
+from demo.steps.image import step_9_ship_image
 from demo.steps.rollout import step_3_upload_and_rollout, step_4_replace_task
 from demo.steps.stack import step_1_stack, step_2_first_task
-from demo.steps.summary import step_9_cleanup
+from demo.steps.summary import step_10_cleanup
 from demo.steps.tokens import step_8_rotate_tokens
 
 __all__ = ["DEMO_CLIENT", "DemoInputs", "run_demo"]
@@ -34,8 +35,9 @@ def run_demo(work_dir: Path, inputs: DemoInputs, say: Narrator) -> DemoResult:
         step_6_corrupt_model(run, inputs)
         step_7_wrong_model(run, inputs)
         step_8_rotate_tokens(run, inputs)
+        step_9_ship_image(run)
         run.result.timings["whole demo"] = time.monotonic() - started
-        step_9_cleanup(run)
+        step_10_cleanup(run)
     finally:
         run.close()
     return run.result

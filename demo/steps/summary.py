@@ -6,9 +6,9 @@ from demo.flow import DemoRun, short_arn
 from demo.latency import latency_summaries
 
 
-def step_9_cleanup(run: DemoRun) -> None:
+def step_10_cleanup(run: DemoRun) -> None:
     say, result = run.say, run.result
-    say.step(9, "Clean up and summary", "Every process the demo started is stopped.")
+    say.step(10, "Clean up and summary", "Every process the demo started is stopped.")
     if run.serving is not None and run.serving.running():
         # What an operator's scraper (and, as EMF, CloudWatch) sees: read back before the stop.
         result.latency = latency_summaries(run.serving.prometheus_text())

@@ -230,3 +230,19 @@ def test_no_token_reaches_a_task_log_or_moto(demo_run):
         assert not any(token in text for token in tokens), path
     task_log = (demo_run.work_dir / "task-tokens" / "task.log").read_text()
     assert f'"client": "{DEMO_CLIENT}"' in task_log
+
+
+@slow
+def test_deploy_image_ships_a_clean_tag_keeping_the_model_pin_and_refuses_bad_ones(demo_run):
+    shipped = demo_run.image_rollout
+    assert shipped["image_before"].endswith(":v1") and shipped["image_after"].endswith(":v2")
+    assert shipped["env_unchanged"] and shipped["secrets_unchanged"]
+    assert shipped["report"]["model_uri"] == demo_run.token_revision_env["MODEL_URI"]
+    assert shipped["revision"] != shipped["previous_revision"]
+    (code_missing, why_missing), (code_cve, why_cve) = shipped["refusals"].values()
+    assert code_missing == 1 and "is not in ECR" in why_missing
+    assert code_cve == 1 and "at or above HIGH" in why_cve
+    assert [n["subject"].split(":")[0] for n in shipped["notifications"]] == [
+        "[ezspeech] rollout deploy-image"
+    ]
+    assert shipped["transcript"]  # the task of the new revision serves

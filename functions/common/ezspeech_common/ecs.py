@@ -166,3 +166,14 @@ def register_and_deploy(
         d for d in deployments if d.get("status") == "PRIMARY"
     ]
     return Deployed(new_arn, str(primary[0]["id"]) if primary else "")
+
+
+def with_container_image(task_definition: dict[str, Any], container_name: str, image: str) -> dict[str, Any]:
+    """A copy of ``task_definition`` whose container ``container_name`` runs ``image``; nothing else
+    changes (environment, model pin, secrets, ports, limits are the running revision's)."""
+    find_container(task_definition, container_name)
+    containers = [
+        {**c, "image": image} if c.get("name") == container_name else c
+        for c in task_definition["containerDefinitions"]
+    ]
+    return {**task_definition, "containerDefinitions": containers}

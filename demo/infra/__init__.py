@@ -1,0 +1,1 @@
+"""Infrastructure rehearsal on moto: terraform/ applied, checked, planned, destroyed."""
