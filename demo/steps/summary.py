@@ -16,7 +16,7 @@ def step_10_cleanup(run: DemoRun) -> None:
         for kind in ("partial", "final"):
             say.fact(f"  {kind}", result.latency.get(kind, "not reported"))
         stop = run.serving.stop()
-        say.fact("serving task (v2) SIGTERM", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
+        say.fact("serving task SIGTERM", f"exited {stop.exit_code} after {stop.seconds:.1f} s")
     run.close()
     say.fact("moto", "stopped")
     say.fact("processes left running", result.tasks_left_running)
