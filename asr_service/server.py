@@ -57,12 +57,14 @@ def load_configured_model(settings: Settings, device: torch.device) -> tuple[Aco
     resolved = resolve_model(
         settings.model_uri, settings.model_path, settings.model_sha256, settings.model_cache_dir
     )
-    loaded = load_checkpoint(resolved.path, device=device)
+    loaded = load_checkpoint(resolved.path, device=device, word_decoder=settings.word_decoder)
     info = {
         "model_source": resolved.source,
         "model_sha256": resolved.sha256,
         "model_arch": loaded.arch,
         "model_parameters": loaded.num_parameters,
+        # Which search decodes finals: "native" or "python"; None for a model without a word LM.
+        "word_decoder": loaded.word_decoder.name if loaded.word_decoder is not None else None,
     }
     return loaded.model, info
 

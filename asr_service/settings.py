@@ -58,6 +58,9 @@ class Settings:
     # golden set starts as fast as before.
     golden_set: str | None = None
     golden_max_wer: float = 0.2
+    #: Who decodes finals of a model with a word LM: flashlight-text's native search, or the Python
+    #: one; ``auto`` takes the native one when flashlight-text imports.
+    word_decoder: str = "auto"
 
     def __post_init__(self) -> None:
         tokens: object = self.auth_tokens
@@ -128,9 +131,17 @@ _SPECS: tuple[_Spec, ...] = (
         "golden set checked before /ready: a directory or s3://bucket/prefix/?versionId=V",
     ),
     ("golden_max_wer", "GOLDEN_MAX_WER", ("--golden-max-wer",), float, "highest golden-set WER (0..1)"),
+    (
+        "word_decoder",
+        "WORD_DECODER",
+        ("--word-decoder",),
+        str,
+        "finals of a model with a word LM: native (flashlight-text), python, or auto (native if installed)",
+    ),
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+WORD_DECODERS = ("auto", "native", "python")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True}
 _BOOLEANS.update({"false": False, "0": False, "no": False, "off": False})
 
@@ -232,6 +243,18 @@ def validate(settings: Settings) -> None:
         rest = settings.model_uri[5:]
         if "/" not in rest or rest.startswith("/") or rest.endswith("/"):
             raise SettingsError(f"MODEL_URI must look like s3://bucket/key, got {settings.model_uri!r}")
+    if settings.word_decoder not in WORD_DECODERS:
+        raise SettingsError(
+            f"word_decoder must be one of {', '.join(WORD_DECODERS)}, got {settings.word_decoder!r}"
+        )
+    # Imported here: the model package pulls in torch, which settings parsing does not need.
+    from asr_service.model.native_lexicon import native_available
+
+    if settings.word_decoder == "native" and not native_available():
+        raise SettingsError(
+            "WORD_DECODER is native but flashlight-text does not import here "
+            "(pip install -r requirements/service.txt), or choose python"
+        )
     if not settings.service_name:
         raise SettingsError("service_name must not be empty")
     if not 0 <= settings.golden_max_wer <= 1:

@@ -7,7 +7,10 @@ beam-search second pass on the final). The held-out audio gets seeded noise/leve
 augmentation (SNR 10-40 dB), so the numbers are for noisy synthetic speech, not clean.
 Also measures the real-time factor of one stream on one CPU thread, decoding included.
 Three decodings of the same streamed log-probs are reported: what the server returns (all the
-model ships), greedy + lexicon correction, and greedy CTC alone.
+model ships), greedy + lexicon correction, and greedy CTC alone. For a model with a word LM, each
+installed word decoder (native flashlight-text, Python) also decodes the same log-probs, with its
+WER and its mean time per final (the second pass alone); ``--word-decoder`` picks the one reported
+as served, as ``WORD_DECODER`` does in the server.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 from asr_service.model.ctc import IncrementalGreedyDecoder, Lexicon, WordDecoder
 from asr_service.model.interface import AcousticModel
+from asr_service.model.native_lexicon import native_available
 from asr_service.model.transcribe import stream_blocks, transcribe
 from training import data
 from training.augment import augment
@@ -48,18 +52,52 @@ def _decode(
     return segment.text if segment else ""
 
 
-def evaluate_streaming(model: AcousticModel, corpus: data.synth.Corpus) -> dict[str, Any]:
-    """Stream every held-out utterance once; decode its blocks three ways (see module doc)."""
+class TimedDecoder:
+    """A word decoder that adds up the time its second passes take (ms per final)."""
+
+    def __init__(self, inner: WordDecoder) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+        self.calls = 0
+
+    def decode(self, log_probs: torch.Tensor) -> str | None:
+        started = time.perf_counter()
+        try:
+            return self.inner.decode(log_probs)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.calls += 1
+
+    @property
+    def ms_per_final(self) -> float:
+        return 1000 * self.seconds / max(1, self.calls)
+
+
+def evaluate_streaming(
+    model: AcousticModel,
+    corpus: data.synth.Corpus,
+    word_decoders: dict[str, WordDecoder] | None = None,
+) -> dict[str, Any]:
+    """Stream every held-out utterance once; decode its blocks three ways (see module doc), and
+    once more with each of ``word_decoders`` (name → search) on the same blocks, timed."""
     lexicon: Lexicon | None = getattr(model, "lexicon", None)
     word_decoder: WordDecoder | None = getattr(model, "word_decoder", None)
+    others = {name: TimedDecoder(d) for name, d in (word_decoders or {}).items()}
     rng = np.random.default_rng(EVAL_SEED)
     plain, corrected, served = [], [], []
+    by_decoder: dict[str, list[str]] = {name: [] for name in others}
     for audio in corpus.audio:
         noisy = torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0)))
         blocks = list(stream_blocks(model, noisy))
         plain.append(_decode(model, blocks, None))
         corrected.append(_decode(model, blocks, lexicon) if lexicon else plain[-1])
         served.append(_decode(model, blocks, lexicon, word_decoder) if word_decoder else corrected[-1])
+        for name, timed in others.items():
+            by_decoder[name].append(_decode(model, blocks, lexicon, timed))
+    compared = {}
+    for name, timed in others.items():
+        d_wer, d_cer = error_rates(corpus.texts, by_decoder[name])
+        compared[name] = {"wer": d_wer, "cer": d_cer, "ms_per_final": timed.ms_per_final}
     wer, cer = error_rates(corpus.texts, served)
     lexicon_wer, lexicon_cer = error_rates(corpus.texts, corrected)
     greedy_wer, greedy_cer = error_rates(corpus.texts, plain)
@@ -75,6 +113,8 @@ def evaluate_streaming(model: AcousticModel, corpus: data.synth.Corpus) -> dict[
         "greedy_wer": greedy_wer,
         "greedy_cer": greedy_cer,
         "sentence_accuracy": 1 - len(wrong) / max(1, len(served)),
+        "word_decoder": getattr(word_decoder, "name", None),
+        "word_decoders": compared,
         "examples_wrong": wrong[:8],
     }
 
@@ -111,17 +151,31 @@ def evaluate_clips(model: AcousticModel, directory: Path = data.CLIPS_DIR) -> li
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument(
+        "--word-decoder",
+        choices=("auto", "native", "python"),
+        default="auto",
+        help="the search whose WER is reported as served (both are measured when installed)",
+    )
     parser.add_argument("--test-sentences", type=int, default=data.DataSpec.test_sentences)
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes (first run only)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(2)
-    loaded = load_checkpoint(args.model)
+    loaded = load_checkpoint(args.model, word_decoder=args.word_decoder)
     spec = data.DataSpec(test_sentences=args.test_sentences)
     corpus = data.corpus("test", spec, workers=args.workers)
     print(f"model: {args.model} (sha256 {loaded.sha256[:16]}…, {loaded.num_parameters / 1e6:.2f} M params)")
-    result = evaluate_streaming(loaded.model, corpus)
+    # Both searches on the same streamed log-probs, so their WERs differ only by the search.
+    kinds = ("native", "python") if native_available() else ("python",)
+    searches: dict[str, WordDecoder] = {}
+    if loaded.word_decoder is not None:
+        for kind in kinds:
+            search = load_checkpoint(args.model, word_decoder=kind).word_decoder
+            if search is not None:
+                searches[kind] = search
+    result = evaluate_streaming(loaded.model, corpus, searches)
     result["rtf_1_thread"] = real_time_factor(loaded.model, corpus.audio[:40])
     clips = evaluate_clips(loaded.model) if (data.CLIPS_DIR / "transcripts.json").exists() else []
     result["clips"] = clips
@@ -129,9 +183,14 @@ def main(argv: list[str] | None = None) -> None:
         f"held-out ({result['utterances']} utterances, streaming path): "
         f"WER {result['wer']:.2%}  CER {result['cer']:.2%}  "
         f"sentences exact {result['sentence_accuracy']:.1%}"
-        + (" (lexicon + word LM beam search)" if result["word_lm"] else "")
+        + (f" (lexicon + word LM beam search, {result['word_decoder']})" if result["word_lm"] else "")
         + (" (greedy + lexicon)" if result["lexicon_words"] and not result["word_lm"] else "")
     )
+    for kind, numbers in result["word_decoders"].items():
+        print(
+            f"  word decoder {kind}: WER {numbers['wer']:.2%}  CER {numbers['cer']:.2%}  "
+            f"{numbers['ms_per_final']:.2f} ms per final (second pass only, one thread)"
+        )
     if result["word_lm"]:
         print(
             "greedy CTC + lexicon correction: "

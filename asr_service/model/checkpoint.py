@@ -37,6 +37,7 @@ from asr_service.model.ctc import Lexicon
 from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import AcousticModel, architecture_builder
 from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
+from asr_service.model.native_lexicon import NativeLexiconDecoder, native_available
 from asr_service.model.word_lm import BigramLm, WordLmError
 
 FORMAT_TAG = "ezspeech-aws/ctc-checkpoint"
@@ -85,9 +86,9 @@ class LoadedModel:
     #: Closed vocabulary shipped with the model (None: open vocabulary). Also set as
     #: ``module.lexicon`` so code holding only the model can find it.
     lexicon: Lexicon | None = None
-    #: Beam search with the shipped word LM, used on finals (None: greedy + lexicon only).
-    #: Also set as ``module.word_decoder``.
-    word_decoder: LexiconBeamDecoder | None = None
+    #: Beam search with the shipped word LM, used on finals (None: greedy + lexicon only); its
+    #: ``name`` says which one ("native" or "python"). Also set as ``module.word_decoder``.
+    word_decoder: LexiconBeamDecoder | NativeLexiconDecoder | None = None
 
 
 def save_checkpoint(
@@ -144,8 +145,17 @@ def save_checkpoint(
     return hashlib.sha256(data).hexdigest()
 
 
-def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = "cpu") -> LoadedModel:
-    """Read, validate and build a checkpoint. Raises a :class:`CheckpointError` subclass."""
+def load_checkpoint(
+    source: str | Path | bytes, *, device: str | torch.device = "cpu", word_decoder: str = "auto"
+) -> LoadedModel:
+    """Read, validate and build a checkpoint. Raises a :class:`CheckpointError` subclass.
+
+    ``word_decoder`` picks the search for a model with a word LM: ``native`` (flashlight-text,
+    ``native_lexicon``), ``python`` (``lexicon_beam``) or ``auto`` (native when it imports). Either
+    is built here, so a bad LM or lexicon fails the load, not the first final."""
+    if word_decoder not in ("auto", "native", "python"):
+        raise ValueError(f"word_decoder must be auto, native or python, got {word_decoder!r}")
+    native = word_decoder == "native" or (word_decoder == "auto" and native_available())
     if isinstance(source, bytes):
         data, where = source, "checkpoint bytes"
     else:
@@ -160,10 +170,10 @@ def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = 
     model.to(device)
     model.eval()
     lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") else None
-    word_decoder = _word_decoder(payload, where)
+    search = _word_decoder(payload, where, native)
     # Plain attributes, not submodules or buffers.
     object.__setattr__(model, "lexicon", lexicon)
-    object.__setattr__(model, "word_decoder", word_decoder)
+    object.__setattr__(model, "word_decoder", search)
     return LoadedModel(
         model=model,  # type: ignore[arg-type]  # checked structurally by the Protocol at runtime
         module=model,
@@ -176,11 +186,13 @@ def load_checkpoint(source: str | Path | bytes, *, device: str | torch.device = 
         sha256=hashlib.sha256(data).hexdigest(),
         num_parameters=sum(p.numel() for p in model.parameters()),
         lexicon=lexicon,
-        word_decoder=word_decoder,
+        word_decoder=search,
     )
 
 
-def _word_decoder(payload: dict[str, Any], where: str) -> LexiconBeamDecoder | None:
+def _word_decoder(
+    payload: dict[str, Any], where: str, native: bool
+) -> LexiconBeamDecoder | NativeLexiconDecoder | None:
     stored = payload.get("word_lm")
     if stored is None:
         return None
@@ -191,7 +203,8 @@ def _word_decoder(payload: dict[str, Any], where: str) -> LexiconBeamDecoder | N
         lm = BigramLm.from_payload(stored, words)
         stored_settings = stored.get("decoder") or {}
         settings = dataclass_from_mapping(BeamSettings, stored_settings, "word_lm decoder settings")
-        return LexiconBeamDecoder(payload["tokens"], payload["blank_id"], words, lm, settings)
+        kind = NativeLexiconDecoder if native else LexiconBeamDecoder
+        return kind(payload["tokens"], payload["blank_id"], words, lm, settings)
     except (WordLmError, ValueError, TypeError) as exc:
         raise CheckpointFormatError(f"{where}: bad 'word_lm': {exc}") from None
 

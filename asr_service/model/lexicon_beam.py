@@ -87,6 +87,8 @@ class BeamSettings:
 class LexiconBeamDecoder:
     """Decode one segment's log-probs [T, V] into lexicon words (see module doc)."""
 
+    name = "python"
+
     def __init__(
         self,
         tokens: Sequence[str],

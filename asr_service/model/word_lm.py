@@ -75,6 +75,21 @@ class BigramLm:
         self._cache[key] = value
         return value
 
+    # ------------------------------------------------- the parts of the smoothing (ARPA export)
+    def continuation_log_prob(self, word: int) -> float:
+        """Natural-log lower-order probability of ``word``: what an unseen context backs off to."""
+        return math.log(self._continuation[word])
+
+    def backoff_log_weight(self, previous: int) -> float | None:
+        """Natural log of the mass ``previous`` shares out to the lower order; None for a context
+        never seen (it uses the lower order as it is)."""
+        weight = self._backoff.get(previous)
+        return None if weight is None else math.log(weight)
+
+    def seen_pairs(self) -> list[tuple[int, int]]:
+        """Every (previous, next) pair with a count, sorted."""
+        return sorted(self._pairs)
+
     def sentence_log_prob(self, sentence: str) -> float:
         """Log-probability of a whole sentence of lexicon words (for tests and tools)."""
         ids = [self.index[w] for w in sentence.split()]
