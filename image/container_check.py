@@ -13,9 +13,11 @@ import os
 import sys
 from pathlib import Path
 
+# flashlight's decoder is the native word search on finals (WORD_DECODER=auto picks it when it
+# imports): a wheel whose shared libraries are missing in the image would silently fall back.
 MODULES = [
     "torch", "torchaudio", "numpy", "soundfile", "websockets", "uvloop", "structlog", "boto3",
-    "asr_service", "asr_service.server",
+    "flashlight.lib.text.decoder", "asr_service", "asr_service.server",
 ]  # fmt: skip
 # Development tools that live beside the serving package in the repository but are no part of
 # what the container serves; finding one in the image means the build context leaked.
@@ -61,7 +63,7 @@ def main() -> int:
 
         model = os.environ.get("MODEL_PATH") or str(DEFAULT_MODEL_PATH)
         try:
-            load_checkpoint(model)
+            load_checkpoint(model, word_decoder="native")
             models.append(model)
         except Exception as error:  # the report names whatever went wrong
             failures.append(f"load {model}: {type(error).__name__}: {error}")
