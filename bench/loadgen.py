@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,6 +36,8 @@ from typing import Any
 import numpy as np
 import soundfile
 from websockets.asyncio.client import connect
+
+from bench.loadgen_report import StepResult, machine, table
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS_DIR = REPO / "tests" / "data" / "clips"
@@ -57,26 +57,6 @@ class StreamResult:
     max_slip: float
     ok: bool
     error: str = ""
-
-
-@dataclasses.dataclass
-class StepResult:
-    streams: int
-    partial_p50_ms: float
-    partial_p95_ms: float
-    final_p50_ms: float
-    final_p95_ms: float
-    loop_lag_p99_ms: float
-    server_cpu_pct: float
-    loadgen_cpu_pct: float
-    server_rss_mb: float
-    max_slip_ms: float
-    realtime_streams: int
-    partials: int
-    errors: list[str]
-
-    def meets(self, target_ms: float) -> bool:
-        return self.realtime_streams == self.streams and self.partial_p95_ms <= target_ms
 
 
 # ---------------------------------------------------------------------------- audio
@@ -275,6 +255,7 @@ async def run_step(n: int, args: argparse.Namespace, clips: list[tuple[np.ndarra
         )
         wall = time.monotonic() - wall0
         cpu, own = server.cpu_seconds() - cpu0, time.process_time() - own0
+        audio_seconds = sum(len(pcm) / 2 / rate for pcm, rate in audio)  # 16-bit samples
         lag = server.metrics()["event_loop_lag"]
         rss = server.peak_rss_mb()
     partials = [x for r in results for x in r.partial_latencies]
@@ -288,49 +269,14 @@ async def run_step(n: int, args: argparse.Namespace, clips: list[tuple[np.ndarra
         loop_lag_p99_ms=round(float(lag["p99_ms"]), 2),
         server_cpu_pct=round(100 * cpu / wall, 1),
         loadgen_cpu_pct=round(100 * own / wall, 1),
+        server_cpu_ms_per_audio_s=round(1000 * cpu / audio_seconds, 2),
+        loadgen_cpu_ms_per_audio_s=round(1000 * own / audio_seconds, 2),
         server_rss_mb=round(rss, 1),
         max_slip_ms=round(max(r.max_slip for r in results) * 1000, 1),
         realtime_streams=sum(r.ok for r in results),
         partials=len(partials),
         errors=sorted({r.error for r in results if r.error}),
     )
-
-
-# ---------------------------------------------------------------------------- report
-HEADER = (
-    "| streams | partial p50 ms | partial p95 ms | final p50 ms | final p95 ms | loop lag p99 ms "
-    "| server CPU % | loadgen CPU % | server RSS MB | real-time streams |"
-)
-
-
-def table(steps: list[StepResult], target_ms: float) -> str:
-    lines = [HEADER, "|" + "---|" * 10]
-    for s in steps:
-        mark = "" if s.meets(target_ms) else " ✗"
-        cells = [
-            f"{s.streams}{mark}",
-            s.partial_p50_ms,
-            s.partial_p95_ms,
-            s.final_p50_ms,
-            s.final_p95_ms,
-            s.loop_lag_p99_ms,
-            s.server_cpu_pct,
-            s.loadgen_cpu_pct,
-            s.server_rss_mb,
-            f"{s.realtime_streams}/{s.streams}",
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         status = "ok" if step.meets(args.target_ms) else "MISSED"
         print(
             f"  N={n:>3}: partial p95 {step.partial_p95_ms} ms, final p95 {step.final_p95_ms} ms, "
-            f"lag p99 {step.loop_lag_p99_ms} ms, CPU {step.server_cpu_pct}%, "
+            f"lag p99 {step.loop_lag_p99_ms} ms, CPU {step.server_cpu_pct}% "
+            f"({step.server_cpu_ms_per_audio_s} ms per audio s; loadgen {step.loadgen_cpu_ms_per_audio_s}), "
             f"real-time {step.realtime_streams}/{n} {status} {'; '.join(step.errors)}",
             flush=True,
         )

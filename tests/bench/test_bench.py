@@ -17,6 +17,8 @@ def test_percentile_and_table():
     assert step.meets(300) and not step.meets(100)
     assert "| 2 | 50.0 | 120.0 |" in loadgen.table([step], 300)
     assert "| 2 ✗ |" in loadgen.table([step], 100)
+    # A result file written before CPU per audio second was measured still renders, with a dash.
+    assert "| 40.0 | — | 3.0 | — |" in loadgen.table([step], 300)
 
 
 @pytest.mark.slow
@@ -36,6 +38,10 @@ def test_bench_runs_a_real_server_and_writes_its_table(tmp_path):
     data = json.loads(next(out.glob("*.json")).read_text())
     assert [s["streams"] for s in data["steps"]] == [1, 2]
     assert all(s["partials"] > 0 and s["server_rss_mb"] > 0 for s in data["steps"])
+    # CPU per second of audio: the server's work on 2 s of speech per stream is real and bounded
+    # (the demo-sized model needs a few ms per audio second; a whole core would be 1000).
+    assert all(0 < s["server_cpu_ms_per_audio_s"] < 1000 for s in data["steps"])
+    assert all(s["loadgen_cpu_ms_per_audio_s"] > 0 for s in data["steps"])
     (png,) = out.glob("*.png")  # the plot lands beside the Markdown, same stamp
     assert png.stem == report.stem and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
