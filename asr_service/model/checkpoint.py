@@ -9,6 +9,8 @@ Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else
      "lexicon": [...words],   # optional: closed vocabulary for word correction (ctc.Lexicon)
      "word_lm": {"type": "word-bigram", "bigrams": int tensor [N, 3],   # optional, needs a
                  "decoder": {"lm_weight": ..., ...}}}  # lexicon: beam search on finals (lexicon_beam)
+     # or, for a broad vocabulary, n-gram tables (asr_service.model.ngram_lm):
+     # "word_lm": {"type": "word-ngram", "order": 3, "ngrams": [...], "decoder": {...}}
 
 The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
 a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
@@ -38,6 +40,8 @@ from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import AcousticModel, architecture_builder
 from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
 from asr_service.model.native_lexicon import NativeLexiconDecoder, native_available
+from asr_service.model.ngram_lm import LM_TYPE as NGRAM_LM_TYPE
+from asr_service.model.ngram_lm import NgramLm, NgramLmError
 from asr_service.model.word_lm import BigramLm, WordLmError
 
 FORMAT_TAG = "ezspeech-aws/ctc-checkpoint"
@@ -102,7 +106,7 @@ def save_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any] | None = None,
     lexicon: Iterable[str] | None = None,
-    word_lm: BigramLm | Mapping[str, Any] | None = None,
+    word_lm: BigramLm | NgramLm | Mapping[str, Any] | None = None,
     decoder_settings: BeamSettings | None = None,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU.
@@ -128,7 +132,7 @@ def save_checkpoint(
         if decoder_settings is not None:
             raise ValueError("a stored word_lm entry carries its own decoder settings")
         stored = dict(word_lm)
-        BigramLm.from_payload(stored, sorted(set(lexicon or [])))  # refuse what the loader would
+        _stored_lm(stored, sorted(set(lexicon or [])))  # refuse what the loader would
         payload["word_lm"] = stored
     elif word_lm is not None:
         if word_lm.words != payload.get("lexicon"):
@@ -200,13 +204,20 @@ def _word_decoder(
     if not words:
         raise CheckpointFormatError(f"{where}: 'word_lm' needs a 'lexicon' (its word ids index it)")
     try:
-        lm = BigramLm.from_payload(stored, words)
+        lm = _stored_lm(stored, words)
         stored_settings = stored.get("decoder") or {}
         settings = dataclass_from_mapping(BeamSettings, stored_settings, "word_lm decoder settings")
         kind = NativeLexiconDecoder if native else LexiconBeamDecoder
         return kind(payload["tokens"], payload["blank_id"], words, lm, settings)
-    except (WordLmError, ValueError, TypeError) as exc:
+    except (WordLmError, NgramLmError, ValueError, TypeError) as exc:
         raise CheckpointFormatError(f"{where}: bad 'word_lm': {exc}") from None
+
+
+def _stored_lm(stored: Any, words: list[str]) -> BigramLm | NgramLm:
+    """The checkpoint's ``word_lm`` entry as an LM: bigram counts, or n-gram tables."""
+    if isinstance(stored, Mapping) and stored.get("type") == NGRAM_LM_TYPE:
+        return NgramLm.from_payload(dict(stored), words)
+    return BigramLm.from_payload(stored, words)
 
 
 def _safe_load(data: bytes, where: str) -> Any:
