@@ -11,6 +11,7 @@ Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else
                  "decoder": {"lm_weight": ..., ...}}}  # lexicon: beam search on finals (lexicon_beam)
      # or, for a broad vocabulary, n-gram tables (asr_service.model.ngram_lm):
      # "word_lm": {"type": "word-ngram", "order": 3, "ngrams": [...], "decoder": {...}}
+     # "lexicon_correction": False   # optional: the lexicon serves the word search only
 
 The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
 a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
@@ -108,8 +109,13 @@ def save_checkpoint(
     lexicon: Iterable[str] | None = None,
     word_lm: BigramLm | NgramLm | Mapping[str, Any] | None = None,
     decoder_settings: BeamSettings | None = None,
+    lexicon_correction: bool = True,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU.
+
+    ``lexicon_correction=False`` stores the lexicon for the word search only: greedy partials are
+    not snapped to the nearest word (with tens of thousands of words that costs seconds per
+    unknown word, and a broad list has a wrong near neighbour for almost every misspelling).
 
     ``word_lm`` is a :class:`BigramLm` (stored with ``decoder_settings``), or the ``word_lm``
     entry of a loaded payload passed through as it is (re-saving a file with new metadata)."""
@@ -128,6 +134,8 @@ def save_checkpoint(
     }
     if lexicon is not None:
         payload["lexicon"] = sorted(set(lexicon))
+        if not lexicon_correction:
+            payload["lexicon_correction"] = False
     if isinstance(word_lm, Mapping):
         if decoder_settings is not None:
             raise ValueError("a stored word_lm entry carries its own decoder settings")
@@ -173,7 +181,8 @@ def load_checkpoint(
     model = _build(payload, where)
     model.to(device)
     model.eval()
-    lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") else None
+    correct = payload.get("lexicon_correction", True)
+    lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") and correct else None
     search = _word_decoder(payload, where, native)
     # Plain attributes, not submodules or buffers.
     object.__setattr__(model, "lexicon", lexicon)
@@ -281,6 +290,8 @@ def _check_layout(payload: Any, where: str) -> None:
     lexicon = payload.get("lexicon")
     if lexicon is not None and not (isinstance(lexicon, list) and all(isinstance(w, str) for w in lexicon)):
         raise CheckpointFormatError(f"{where}: 'lexicon' must be a list of words")
+    if not isinstance(payload.get("lexicon_correction", True), bool):
+        raise CheckpointFormatError(f"{where}: 'lexicon_correction' must be true or false")
     if payload.get("metadata") is not None and not isinstance(payload["metadata"], dict):
         raise CheckpointFormatError(f"{where}: 'metadata' must be a dict")
 

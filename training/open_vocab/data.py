@@ -145,6 +145,14 @@ def source_versions() -> dict[str, dict[str, str]]:
     }
 
 
+def training_corpora(spec: OpenSpec, workers: int = 2) -> tuple[synth.Corpus, synth.Corpus]:
+    """The recipe's training audio and its validation audio (the development sentences), after
+    checking that no test sentence is among the training texts."""
+    train = corpus("train", spec, workers=workers)
+    check_disjoint(test_sentences(spec), train.texts)
+    return train, corpus("dev", spec, workers=workers)
+
+
 def _voices_for(part: str, texts: list[str]) -> list[synth.Voice] | None:
     if part.endswith("default"):
         return [DEFAULT_VOICE] * len(texts)
