@@ -59,13 +59,14 @@ def tune(
     lm: NgramLm,
     log_probs: list[torch.Tensor],
     refs: list[str],
+    grid: tuple[tuple[float, ...], tuple[float, ...]] = (LM_WEIGHTS, WORD_BONUSES),
 ) -> tuple[BeamSettings, list[dict[str, Any]]]:
     """Grid over LM weight × word bonus with the native search (one ARPA file, read per setting)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="open-lm-") as scratch:
         arpa = Path(scratch) / "lm.arpa"
         lm.write_arpa(arpa)
-        for weight, bonus in itertools.product(LM_WEIGHTS, WORD_BONUSES):
+        for weight, bonus in itertools.product(*grid):
             settings = BeamSettings(lm_weight=weight, word_bonus=bonus)
             decoder = NativeLexiconDecoder(tokens, blank_id, words, None, settings, arpa_path=arpa)
             started = time.perf_counter()
@@ -79,8 +80,14 @@ def tune(
 
 
 def attach(
-    path: Path, output: Path | None = None, spec: data.OpenSpec | None = None, workers: int = 2
+    path: Path,
+    output: Path | None = None,
+    spec: data.OpenSpec | None = None,
+    workers: int = 2,
+    dev_limit: int | None = None,
+    quick: bool = False,
 ) -> tuple[str, dict[str, Any]]:
+    """``dev_limit`` and ``quick`` (one grid point) are for smoke runs only."""
     spec = spec or data.OpenSpec()
     output = output or path
     loaded = load_checkpoint(path, word_decoder="python")  # validates the file before we rewrite it
@@ -94,9 +101,11 @@ def attach(
     torch.set_num_threads(1)
     dev_log_probs = [
         stream_log_probs(loaded.model, torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0))))
-        for audio in dev.audio
+        for audio in dev.audio[:dev_limit]
     ]
-    settings, grid = tune(loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, dev.texts)
+    refs = dev.texts[: len(dev_log_probs)]
+    points = ((0.8,), (-1.0,)) if quick else (LM_WEIGHTS, WORD_BONUSES)
+    settings, grid = tune(loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, refs, points)
     chosen = next(
         r for r in grid if (r["lm_weight"], r["word_bonus"]) == (settings.lm_weight, settings.word_bonus)
     )
@@ -108,7 +117,7 @@ def attach(
         "lm_trained_on": f"{len(data.lm_sentences(spec))} training sentences (WordNet examples + grammar)",
         "lm_seconds": round(lm_seconds, 1),
         "decoder_settings": asdict(settings),
-        "tuned_on": f"{len(dev.texts)} open development sentences (WordNet, seed {data.DEV_SEED}), noisy",
+        "tuned_on": f"{len(refs)} open development sentences (WordNet, seed {data.DEV_SEED}), noisy",
         "dev_wer": chosen["wer"],
         "dev_cer": chosen["cer"],
         "text_sources": data.source_versions(),
@@ -140,8 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, help="write here instead of rewriting --model")
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes (first run only)")
     parser.add_argument("--json", type=Path, help="also write the tuning grid here")
+    parser.add_argument("--dev-limit", type=int, help="tune on the first N dev sentences (smoke runs)")
+    parser.add_argument("--quick", action="store_true", help="one grid point (smoke runs)")
     args = parser.parse_args(argv)
-    digest, info = attach(args.model, args.output, workers=args.workers)
+    digest, info = attach(
+        args.model, args.output, workers=args.workers, dev_limit=args.dev_limit, quick=args.quick
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(info, indent=2) + "\n")
