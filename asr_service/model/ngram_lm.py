@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 LM_TYPE = "word-ngram"
@@ -69,36 +70,52 @@ class NgramLm:
             raise NgramLmError(
                 f"the unigram table must list every lexicon word and the boundary once ({size})"
             )
-        self._index: list[dict[tuple[int, ...], tuple[float, float]]] | None = None
+        self._index: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        if (self.boundary + 1) ** self.order >= 2**63:
+            raise NgramLmError(f"{size} words of order {self.order} do not fit 64-bit n-gram keys")
 
     # ---------------------------------------------------------------- sizes
     def counts(self) -> list[int]:
         return [int(t[0].shape[0]) for t in self.tables]
 
     # ---------------------------------------------------------------- scoring
-    def _lookup(self) -> list[dict[tuple[int, ...], tuple[float, float]]]:
-        # Built on first use only: the native decoder never needs it beyond the load check.
+    def _lookup(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        # Sorted integer keys per order, built on first use: a few MB where dicts of tuples cost
+        # a hundred, and the native decoder needs them only for the load check.
         if self._index is None:
+            base = self.boundary + 1
             index = []
             for ids, prob, backoff in self.tables:
-                keys = [tuple(row) for row in ids.tolist()]
-                index.append(dict(zip(keys, zip(prob.tolist(), backoff.tolist(), strict=True), strict=True)))
+                keys = np.zeros(ids.shape[0], dtype=np.int64)
+                for column in ids.numpy().T:
+                    keys = keys * base + column
+                order = np.argsort(keys, kind="stable")
+                index.append((keys[order], prob.numpy()[order], backoff.numpy()[order]))
             self._index = index
         return self._index
+
+    def _find(self, gram: tuple[int, ...]) -> tuple[float, float] | None:
+        keys, prob, backoff = self._lookup()[len(gram) - 1]
+        key = 0
+        for word in gram:
+            key = key * (self.boundary + 1) + word
+        at = int(np.searchsorted(keys, key))
+        if at < keys.shape[0] and keys[at] == key:
+            return float(prob[at]), float(backoff[at])
+        return None
 
     def log10_prob(self, history: Sequence[int], word: int) -> float:
         """ARPA back-off log10 P(word | history); ``history`` ends with the previous word
         (``boundary`` = ``<s>``), ``word == boundary`` is ``</s>``. Only the last order-1 words count."""
-        index = self._lookup()
         context = tuple(history[len(history) - (self.order - 1) :]) if self.order > 1 else ()
         penalty = 0.0
         while True:
-            entry = index[len(context)].get((*context, word))
+            entry = self._find((*context, word))
             if entry is not None:
                 return penalty + entry[0]
             if not context:
                 raise NgramLmError(f"word id {word} has no unigram")
-            backoff = index[len(context) - 1].get(context)
+            backoff = self._find(context)
             penalty += backoff[1] if backoff is not None else 0.0
             context = context[1:]
 
@@ -135,17 +152,15 @@ class NgramLm:
             for n, (ids, prob, backoff) in enumerate(self.tables, start=1):
                 out.write(f"\n\\{n}-grams:\n")
                 has_backoff = n < self.order
-                lines = []
                 for row, p, b in zip(ids.tolist(), prob.tolist(), backoff.tolist(), strict=True):
+                    tail = f"\t{b:.6f}\n" if has_backoff else "\n"
                     if n == 1 and row[0] == self.boundary:
-                        lines.append(f"{p:.6f}\t</s>")
-                        lines.append("-99\t<s>" + (f"\t{b:.6f}" if has_backoff else ""))
+                        out.write(f"{p:.6f}\t</s>\n-99\t<s>{tail}")
                         continue
                     text = " ".join(name(w, i == n - 1) for i, w in enumerate(row))
-                    lines.append(f"{p:.6f}\t{text}" + (f"\t{b:.6f}" if has_backoff else ""))
+                    out.write(f"{p:.6f}\t{text}{tail}")
                 if n == 1:
-                    lines.append(f"-99\t{UNKNOWN}")
-                out.write("\n".join(lines) + "\n")
+                    out.write(f"-99\t{UNKNOWN}\n")
             out.write("\n\\end\\\n")
 
     # ---------------------------------------------------------------- storage

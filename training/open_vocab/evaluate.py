@@ -86,7 +86,10 @@ def test_corpora(
 
 
 def evaluate(
-    model_path: Path, corpora: dict[str, grammar_data.synth.Corpus], word_decoder: str = "native"
+    model_path: Path,
+    corpora: dict[str, grammar_data.synth.Corpus],
+    word_decoder: str = "native",
+    clean: bool = False,
 ) -> dict[str, Any]:
     loaded = load_checkpoint(model_path, word_decoder=word_decoder)
     search = loaded.word_decoder
@@ -97,10 +100,11 @@ def evaluate(
         "lexicon_words": len(words),
         "lexicon_correction": loaded.lexicon is not None,
         "word_decoder": getattr(search, "name", None),
+        "audio": "clean" if clean else "noisy (SNR 10-40 dB, level and channel augmentation)",
         "sets": {},
     }
     for name, corpus in corpora.items():
-        result = evaluate_set(loaded.model, corpus)
+        result = evaluate_set(loaded.model, corpus, clean)
         ref_words = [w for t in corpus.texts for w in t.split()]
         oov = sum(w not in words for w in ref_words) / max(1, len(ref_words))
         result["oov_rate"] = oov if words else None
@@ -114,17 +118,23 @@ def evaluate(
     return results
 
 
-def evaluate_set(model: AcousticModel, corpus: grammar_data.synth.Corpus) -> dict[str, Any]:
+def evaluate_set(
+    model: AcousticModel, corpus: grammar_data.synth.Corpus, clean: bool = False
+) -> dict[str, Any]:
     """One pass over ``corpus`` as ``training.evaluate.evaluate_streaming`` makes it (same noise
-    seed, same decoders), keeping every served text for the confusions."""
+    seed, same decoders), keeping every served text for the confusions. ``clean``: the
+    synthesized audio as it is (peak-normalised, no noise, level or channel change)."""
     lexicon = getattr(model, "lexicon", None)
     search = getattr(model, "word_decoder", None)
     timed = TimedDecoder(search) if search is not None else None
     rng = np.random.default_rng(EVAL_SEED)
     plain, corrected, served = [], [], []
     for audio in corpus.audio:
-        noisy = torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0)))
-        blocks = list(stream_blocks(model, noisy))
+        if clean:
+            signal = torch.from_numpy(audio.astype(np.float32) / 32768.0)
+        else:
+            signal = torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0)))
+        blocks = list(stream_blocks(model, signal))
         plain.append(_decode(model, blocks, None))
         corrected.append(_decode(model, blocks, lexicon) if lexicon else plain[-1])
         served.append(_decode(model, blocks, lexicon, timed) if timed else corrected[-1])
@@ -172,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-sentences", type=int, default=data.TEST_SENTENCES)
     parser.add_argument("--word-decoder", choices=("native", "python", "auto"), default="native")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clean", action="store_true", help="no noise/level/channel augmentation")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     corpora = test_corpora(spec, args.grammar_sentences, args.workers)
     labels = args.label or [str(m) for m in args.model]
     rows = {
-        label: evaluate(path, corpora, args.word_decoder)
+        label: evaluate(path, corpora, args.word_decoder, args.clean)
         for label, path in zip(labels, args.model, strict=True)
     }
     print("\n".join(table(rows)))
