@@ -75,3 +75,34 @@ def test_confusions_count_substitutions_deletions_insertions() -> None:
     assert align(["a", "b", "c"], ["a", "c"]) == [("b", "")]
     found = confusions(["the cold wind", "a cold day"], ["the old wind", "a old day"])
     assert found[0] == ("cold", "old", 2)
+
+
+def test_open_model_card_puts_both_test_sets_in_one_table(tmp_path: Path) -> None:
+    from training.open_vocab.model_card import render_open
+
+    row = {
+        "wer": 0.1, "cer": 0.05, "lexicon_wer": 0.2, "greedy_wer": 0.3, "sentence_accuracy": 0.5,
+        "utterances": 150, "oov_rate": 0.01, "confusions": [["of", "", 3]],
+    }  # fmt: skip
+    open_eval = {
+        "m.pt": {
+            "lexicon_correction": False,
+            "sets": {
+                name: row
+                for name in ("open / en-us default", "open / varied voices", "grammar / varied voices")
+            },
+        }
+    }
+    result = {
+        "wer": 0.02, "cer": 0.01, "sentence_accuracy": 0.9, "rtf_1_thread": 0.01, "utterances": 400,
+        "clips": [],
+    }  # fmt: skip
+    meta = {
+        "train_utterances": 30000, "open_data": {"open_train": 24000, "grammar_train": 6000},
+        "lexicon_words": 88000, "lm_ngrams": [1, 2, 3], "text_sources": data.source_versions(),
+    }  # fmt: skip
+    card = render_open(tmp_path / "m.pt", meta, result, open_eval, "ab" * 32, 10**7, [])
+    assert card.count("| m.pt |") == 3
+    assert "make demo-model-open" in card and "24000 WordNet 3.0 example sentences" in card
+    assert "broad lexicon of 88000 words" in card and "of → ∅ ×3" in card
+    assert card.index("## Results on both test sets") < card.index("## Grammar set in detail")

@@ -22,12 +22,19 @@ from training.open_vocab import data
 from training.open_vocab.evaluate import table
 
 
+def _utterances(open_eval: dict[str, Any]) -> int:
+    for result in open_eval.values():
+        for name, r in result["sets"].items():
+            if name.startswith("open"):
+                return int(r["utterances"])
+    return data.TEST_SENTENCES
+
+
 def open_section(meta: dict[str, Any], open_eval: dict[str, Any]) -> list[str]:
-    spec = meta.get("open_data", {})
     lines = [
         "## Results on both test sets (streaming path, noisy: SNR 10-40 dB)",
         "",
-        f"- **open**: {spec.get('test_sentences', data.TEST_SENTENCES)} sentences from the `fortunes` "
+        f"- **open**: {_utterances(open_eval)} sentences from the `fortunes` "
         "cookie files (quotations, proverbs, jokes), a source used for nothing else: no test sentence "
         "is in the training or LM text and no training text comes from that package (both checked in "
         "code). Spoken twice: espeak-ng's default en-us voice, and a seeded random voice each.",
@@ -84,6 +91,26 @@ def render_open(
                 "sentences of the template grammar (`training/text.py`), mixed. Validation during "
                 "training uses the open development sentences; the test sets are below."
             )
+    replacements = {
+        "Reproduce from scratch with `make demo-model`": "Reproduce from scratch with `make demo-model-open`",
+        "evaluate with `make eval`.": (
+            "evaluate with `make eval-open MODEL=...` (both test sets) and `make eval`."
+        ),
+        "and words outside the grammar's vocabulary are spelled phonetically at best.": (
+            "and words outside its lexicon can never be returned by the word search "
+            "(the greedy partials spell them as heard)."
+        ),
+    }
+    for i, line in enumerate(lines):
+        if line.startswith("- Seeds:"):
+            lines[i] = (
+                f"- Seeds: training sentences {spec.get('train_seed')}, open test sentences "
+                f"{spec.get('test_seed')}, open development sentences {data.DEV_SEED}, grammar held-out "
+                f"{meta.get('data', {}).get('test_seed')}, "
+                f"training {meta.get('train_config', {}).get('seed')}."
+            )
+        for old, new in replacements.items():
+            lines[i] = lines[i].replace(old, new)
     results_at = next(i for i, ln in enumerate(lines) if ln.startswith("## Results"))
     lines[results_at:results_at] = open_section(meta, open_eval)
     lines = [
