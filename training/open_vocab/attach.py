@@ -41,8 +41,8 @@ from training.open_vocab import data, kneser_ney
 DEV_NOISE_SEED = 11
 LM_ORDER = 3
 MIN_TRIGRAM_COUNT = 2
-LM_WEIGHTS = (0.5, 0.8, 1.2, 1.6, 2.0)
-WORD_BONUSES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0)
+LM_WEIGHTS = (0.5, 0.8, 1.2, 1.6)
+WORD_BONUSES = (-3.0, -2.0, -1.0, 0.0, 1.0)
 
 
 def build_lm(spec: data.OpenSpec) -> tuple[list[str], NgramLm]:
