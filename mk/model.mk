@@ -7,7 +7,7 @@ DEMO_MODEL := asr_service/model_files/demo/demo.pt
 MODEL ?= $(DEMO_MODEL)
 ##@ model
 .PHONY: demo-model eval demo-clips
-demo-model: venv system-deps ## Re-train the shipped demo model from scratch (espeak-ng speech; ~90 min on 2 cores)
+demo-model: venv system-deps open-vocab-deps ## Re-train the shipped demo model from scratch (espeak-ng speech; ~90 min on 2 cores)
 	@mkdir -p build/demo-train && date +%s > build/demo-train/started-at
 	nice -n 2 $(PY) -m training.train --output $(DEMO_MODEL)
 	$(PY) -m training.lexicon --model $(DEMO_MODEL) --json build/demo-train/decoder-tuning.json

@@ -31,6 +31,7 @@ from training import data
 from training.augment import augment
 from training.batches import Prefetcher
 from training.metrics import error_rates
+from training.open_vocab import data as open_data
 
 WORK_DIR = data.REPO / "build" / "demo-train"
 
@@ -173,8 +174,15 @@ def save(model: StreamingGruCtc, path: Path, config: StreamingGruCtcConfig, meta
 
 
 def train(
-    cfg: TrainConfig, spec: data.DataSpec, model_cfg: StreamingGruCtcConfig, output: Path, workers: int
+    cfg: TrainConfig,
+    spec: data.DataSpec,
+    model_cfg: StreamingGruCtcConfig,
+    output: Path,
+    workers: int,
+    open_spec: open_data.OpenSpec | None = None,
 ) -> dict[str, Any]:
+    """Train on the grammar sentences, or with ``open_spec`` on the open-vocabulary mix
+    (``training.open_vocab.data``: validation then runs on its development sentences)."""
     wall_start = time.time()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -182,9 +190,12 @@ def train(
     np_rng = np.random.default_rng(cfg.seed)
     batch_rng = random.Random(cfg.seed)
 
-    train_corpus = data.corpus("train", spec, workers=workers)
-    test_corpus = data.corpus("test", spec, workers=workers)
-    data.check_disjoint(train_corpus.texts, test_corpus.texts)
+    if open_spec is not None:
+        train_corpus, test_corpus = open_data.training_corpora(open_spec, workers)
+    else:
+        train_corpus = data.corpus("train", spec, workers=workers)
+        test_corpus = data.corpus("test", spec, workers=workers)
+        data.check_disjoint(train_corpus.texts, test_corpus.texts)
     synth_minutes = (time.time() - wall_start) / 60
     print(
         f"data: {len(train_corpus.texts)} train utterances ({train_corpus.seconds() / 3600:.1f} h), "
@@ -284,6 +295,8 @@ def train(
         "ended_by": "time budget" if stopped_early else "step limit",
         "train_config": asdict(cfg),
         "data": asdict(spec),
+        "text": "open" if open_spec is not None else "grammar",
+        **({"open_data": asdict(open_spec)} if open_spec is not None else {}),
         "train_utterances": len(train_corpus.texts),
         "train_hours": round(train_corpus.seconds() / 3600, 2),
         "audio_hours_seen": round(audio_seconds / 3600, 2),
@@ -316,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
     parser.add_argument("--threads", type=int, default=TrainConfig.threads)
     parser.add_argument("--log-every", type=int, default=TrainConfig.log_every)
+    parser.add_argument("--text", choices=("grammar", "open"), default="grammar", help="training sentences")
+    parser.add_argument("--open-train", type=int, default=open_data.OPEN_TRAIN, help="--text open: WordNet")
+    parser.add_argument("--grammar-train", type=int, default=open_data.GRAMMAR_TRAIN, help="--text open")
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         steps=args.steps,
@@ -327,7 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     spec = data.DataSpec(train_sentences=args.train_sentences, test_sentences=args.test_sentences)
     model_cfg = StreamingGruCtcConfig(hidden=args.hidden, layers=args.layers)
-    train(cfg, spec, model_cfg, args.output, args.workers)
+    open_spec = (
+        open_data.OpenSpec(open_train=args.open_train, grammar_train=args.grammar_train)
+        if args.text == "open"
+        else None
+    )
+    train(cfg, spec, model_cfg, args.output, args.workers, open_spec)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else
      "lexicon": [...words],   # optional: closed vocabulary for word correction (ctc.Lexicon)
      "word_lm": {"type": "word-bigram", "bigrams": int tensor [N, 3],   # optional, needs a
                  "decoder": {"lm_weight": ..., ...}}}  # lexicon: beam search on finals (lexicon_beam)
+     # or, for a broad vocabulary, n-gram tables (asr_service.model.ngram_lm):
+     # "word_lm": {"type": "word-ngram", "order": 3, "ngrams": [...], "decoder": {...}}
+     # "lexicon_correction": False   # optional: the lexicon serves the word search only
 
 The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
 a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
@@ -38,6 +41,8 @@ from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import AcousticModel, architecture_builder
 from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
 from asr_service.model.native_lexicon import NativeLexiconDecoder, native_available
+from asr_service.model.ngram_lm import LM_TYPE as NGRAM_LM_TYPE
+from asr_service.model.ngram_lm import NgramLm, NgramLmError
 from asr_service.model.word_lm import BigramLm, WordLmError
 
 FORMAT_TAG = "ezspeech-aws/ctc-checkpoint"
@@ -102,10 +107,15 @@ def save_checkpoint(
     state_dict: Mapping[str, torch.Tensor],
     metadata: Mapping[str, Any] | None = None,
     lexicon: Iterable[str] | None = None,
-    word_lm: BigramLm | Mapping[str, Any] | None = None,
+    word_lm: BigramLm | NgramLm | Mapping[str, Any] | None = None,
     decoder_settings: BeamSettings | None = None,
+    lexicon_correction: bool = True,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU.
+
+    ``lexicon_correction=False`` stores the lexicon for the word search only: greedy partials are
+    not snapped to the nearest word (with tens of thousands of words that costs seconds per
+    unknown word, and a broad list has a wrong near neighbour for almost every misspelling).
 
     ``word_lm`` is a :class:`BigramLm` (stored with ``decoder_settings``), or the ``word_lm``
     entry of a loaded payload passed through as it is (re-saving a file with new metadata)."""
@@ -124,11 +134,13 @@ def save_checkpoint(
     }
     if lexicon is not None:
         payload["lexicon"] = sorted(set(lexicon))
+        if not lexicon_correction:
+            payload["lexicon_correction"] = False
     if isinstance(word_lm, Mapping):
         if decoder_settings is not None:
             raise ValueError("a stored word_lm entry carries its own decoder settings")
         stored = dict(word_lm)
-        BigramLm.from_payload(stored, sorted(set(lexicon or [])))  # refuse what the loader would
+        _stored_lm(stored, sorted(set(lexicon or [])))  # refuse what the loader would
         payload["word_lm"] = stored
     elif word_lm is not None:
         if word_lm.words != payload.get("lexicon"):
@@ -169,7 +181,8 @@ def load_checkpoint(
     model = _build(payload, where)
     model.to(device)
     model.eval()
-    lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") else None
+    correct = payload.get("lexicon_correction", True)
+    lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") and correct else None
     search = _word_decoder(payload, where, native)
     # Plain attributes, not submodules or buffers.
     object.__setattr__(model, "lexicon", lexicon)
@@ -200,13 +213,20 @@ def _word_decoder(
     if not words:
         raise CheckpointFormatError(f"{where}: 'word_lm' needs a 'lexicon' (its word ids index it)")
     try:
-        lm = BigramLm.from_payload(stored, words)
+        lm = _stored_lm(stored, words)
         stored_settings = stored.get("decoder") or {}
         settings = dataclass_from_mapping(BeamSettings, stored_settings, "word_lm decoder settings")
         kind = NativeLexiconDecoder if native else LexiconBeamDecoder
         return kind(payload["tokens"], payload["blank_id"], words, lm, settings)
-    except (WordLmError, ValueError, TypeError) as exc:
+    except (WordLmError, NgramLmError, ValueError, TypeError) as exc:
         raise CheckpointFormatError(f"{where}: bad 'word_lm': {exc}") from None
+
+
+def _stored_lm(stored: Any, words: list[str]) -> BigramLm | NgramLm:
+    """The checkpoint's ``word_lm`` entry as an LM: bigram counts, or n-gram tables."""
+    if isinstance(stored, Mapping) and stored.get("type") == NGRAM_LM_TYPE:
+        return NgramLm.from_payload(dict(stored), words)
+    return BigramLm.from_payload(stored, words)
 
 
 def _safe_load(data: bytes, where: str) -> Any:
@@ -270,6 +290,8 @@ def _check_layout(payload: Any, where: str) -> None:
     lexicon = payload.get("lexicon")
     if lexicon is not None and not (isinstance(lexicon, list) and all(isinstance(w, str) for w in lexicon)):
         raise CheckpointFormatError(f"{where}: 'lexicon' must be a list of words")
+    if not isinstance(payload.get("lexicon_correction", True), bool):
+        raise CheckpointFormatError(f"{where}: 'lexicon_correction' must be true or false")
     if payload.get("metadata") is not None and not isinstance(payload["metadata"], dict):
         raise CheckpointFormatError(f"{where}: 'metadata' must be a dict")
 

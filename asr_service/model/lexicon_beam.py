@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from asr_service.model.ngram_lm import NgramLm
 from asr_service.model.word_lm import BigramLm
 
 NEG_INF = float("-inf")
@@ -94,7 +95,7 @@ class LexiconBeamDecoder:
         tokens: Sequence[str],
         blank_id: int,
         words: Sequence[str],
-        lm: BigramLm | None = None,
+        lm: BigramLm | NgramLm | None = None,
         settings: BeamSettings | None = None,
     ) -> None:
         self.settings = settings or BeamSettings()
@@ -123,15 +124,21 @@ class LexiconBeamDecoder:
                 self.prefixes.update(word[:n] for n in range(1, len(word) + 1))
         self.boundary = len(self.word_ids)
 
-    def _word_score(self, previous: int, word: int) -> float:
+    def _lm_log_prob(self, lm: BigramLm | NgramLm, words: tuple[int, ...], word: int) -> float:
+        # An n-gram LM sees the whole sentence so far; the bigram LM the previous word.
+        if isinstance(lm, NgramLm):
+            return lm.history_log_prob(words, word)
+        return lm.log_prob(words[-1] if words else self.boundary, word)
+
+    def _word_score(self, words: tuple[int, ...], word: int) -> float:
         if self.lm is None:
             return self.settings.word_bonus
-        return self.settings.lm_weight * self.lm.log_prob(previous, word) + self.settings.word_bonus
+        return self.settings.lm_weight * self._lm_log_prob(self.lm, words, word) + self.settings.word_bonus
 
-    def _end_score(self, previous: int) -> float:
+    def _end_score(self, words: tuple[int, ...]) -> float:
         if self.lm is None:
             return 0.0
-        return self.settings.lm_weight * self.lm.log_prob(previous, self.boundary)
+        return self.settings.lm_weight * self._lm_log_prob(self.lm, words, self.boundary)
 
     def decode(self, log_probs: torch.Tensor) -> str | None:
         """Best lexicon word sequence for ``log_probs`` [T, V]; None when the best path holds no
@@ -152,7 +159,6 @@ class LexiconBeamDecoder:
                 total = _log_add(p_b, p_nb)
                 key = (words, partial)
                 add(key, lm, p_b=total + row[blank])
-                previous = words[-1] if words else self.boundary
                 complete = self.word_ids.get(partial) if partial else None
                 if not partial:
                     if space_ok:
@@ -163,7 +169,7 @@ class LexiconBeamDecoder:
                     if space_ok and complete is not None:
                         add(
                             ((*words, complete), ""),
-                            lm + self._word_score(previous, complete),
+                            lm + self._word_score(words, complete),
                             p_b=total + row[space],
                         )
                 for token_id, ch in letters:
@@ -174,7 +180,7 @@ class LexiconBeamDecoder:
                     if complete is not None and ch in self.prefixes:
                         add(
                             ((*words, complete), ch),
-                            lm + self._word_score(previous, complete) + cfg.missing_space_penalty,
+                            lm + self._word_score(words, complete) + cfg.missing_space_penalty,
                             p_nb=source + row[token_id],
                         )
             beams = dict(heapq.nlargest(cfg.beam, grown.items(), key=_score))
@@ -186,10 +192,9 @@ class LexiconBeamDecoder:
                 complete = self.word_ids.get(partial)
                 if complete is None:
                     continue
-                previous = words[-1] if words else self.boundary
-                score += self._word_score(previous, complete)
+                score += self._word_score(words, complete)
                 words = (*words, complete)
-            score += self._end_score(words[-1] if words else self.boundary)
+            score += self._end_score(words)
             if score > best_score:
                 best_score, best_words = score, words
         if not best_words:

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 
 from asr_service.model.lexicon_beam import WORD_BOUNDARY, BeamSettings
+from asr_service.model.ngram_lm import NgramLm
 from asr_service.model.word_lm import BigramLm
 
 LN10 = math.log(10.0)
@@ -61,6 +62,8 @@ BEAM_THRESHOLD = 15.0
 END_FRAME_OTHERS = -100.0
 #: How far KenLM's float32 scores may drift from the Python LM's (log10 units) at the load check.
 SCORE_TOLERANCE = 1e-4
+#: Stored n-grams per order read back through KenLM at load (see ``_check_ngram_lm``).
+NGRAM_CHECKS = 200
 UNKNOWN = "<unk>"
 
 
@@ -160,7 +163,7 @@ class NativeLexiconDecoder:
         tokens: Sequence[str],
         blank_id: int,
         words: Sequence[str],
-        lm: BigramLm | None = None,
+        lm: BigramLm | NgramLm | None = None,
         settings: BeamSettings | None = None,
         arpa_path: str | Path | None = None,
     ) -> None:
@@ -231,7 +234,7 @@ class NativeLexiconDecoder:
         # One search at a time: the decoder keeps its hypotheses between begin and end.
         self._lock = threading.Lock()
 
-    def _load_lm(self, fl: Any, lm: BigramLm | None, arpa_path: str | Path | None) -> Any:
+    def _load_lm(self, fl: Any, lm: BigramLm | NgramLm | None, arpa_path: str | Path | None) -> Any:
         from flashlight.lib.text.decoder.kenlm import KenLM
 
         with tempfile.TemporaryDirectory(prefix="word-lm-") as scratch:
@@ -239,6 +242,9 @@ class NativeLexiconDecoder:
                 path = Path(arpa_path)
                 if not path.is_file():
                     raise NativeDecoderError(f"ARPA LM {path} does not exist")
+            elif isinstance(lm, NgramLm):
+                path = Path(scratch) / "word-lm.arpa"
+                lm.write_arpa(path)
             elif lm is not None:
                 path = Path(scratch) / "word-lm.arpa"
                 write_arpa(lm, path)
@@ -254,7 +260,7 @@ class NativeLexiconDecoder:
         self._check_lm(kenlm, lm, arpa_path)
         return kenlm
 
-    def _check_lm(self, kenlm: Any, lm: BigramLm | None, arpa_path: str | Path | None) -> None:
+    def _check_lm(self, kenlm: Any, lm: BigramLm | NgramLm | None, arpa_path: str | Path | None) -> None:
         """Every lexicon word must be known to KenLM, and with a reference LM every seen pair and
         every context's back-off must score as the reference does."""
         start = kenlm.start(False)
@@ -264,6 +270,9 @@ class NativeLexiconDecoder:
         if missing:
             raise NativeDecoderError(f"{where} lacks {len(missing)} lexicon words, e.g. {missing[0]!r}")
         if lm is None:
+            return
+        if isinstance(lm, NgramLm):
+            self._check_ngram_lm(kenlm, lm, where)
             return
         states = {lm.boundary: start}
 
@@ -288,6 +297,38 @@ class NativeLexiconDecoder:
                     f"{where} does not match the checkpoint's word LM: log10 P({shown[1]} | {shown[0]}) "
                     f"is {got:.4f}, the checkpoint's counts give {expected:.4f}"
                 )
+
+    def _check_ngram_lm(self, kenlm: Any, lm: NgramLm, where: str) -> None:
+        """Read back a fixed sample of the stored n-grams of every order (the first, the last and
+        ``NGRAM_CHECKS`` evenly spaced rows) and one backed-off word after each; a full pass over
+        hundreds of thousands of n-grams would cost seconds of start-up for no more assurance."""
+        for ids, _, _ in lm.tables:
+            rows = ids.shape[0]
+            picks = sorted({0, rows - 1, *range(0, rows, max(1, rows // NGRAM_CHECKS))})
+            for row in picks:
+                gram = [int(v) for v in ids[row].tolist()]
+                history = gram[:-1]
+                # "<s>" opens a context only in first position: KenLM's begin-sentence state.
+                sentence_start = bool(history) and history[0] == lm.boundary
+                for word in (gram[-1], 0):
+                    expected = lm.log10_prob(history, word)
+                    state = kenlm.start(not sentence_start)
+                    for previous in history[1:] if sentence_start else history:
+                        state = kenlm.score(state, previous)[0]
+                    last = kenlm.finish(state) if word == lm.boundary else kenlm.score(state, word)
+                    got = float(last[1])
+                    if not math.isclose(got, expected, abs_tol=SCORE_TOLERANCE * 10):
+                        context = " ".join(self._name(w, False) for w in history)
+                        raise NativeDecoderError(
+                            f"{where} does not match the checkpoint's n-gram LM: log10 "
+                            f"P({self._name(word, True)} | {context}) is {got:.4f}, "
+                            f"the checkpoint's tables give {expected:.4f}"
+                        )
+
+    def _name(self, word: int, last: bool) -> str:
+        if word == len(self.words):
+            return "</s>" if last else "<s>"
+        return self.words[word]
 
     def decode(self, log_probs: torch.Tensor) -> str | None:
         """Best lexicon word sequence for ``log_probs`` [T, V]; None when the best path holds no

@@ -1,0 +1,171 @@
+"""Attach the broad lexicon and the n-gram word LM to a checkpoint; tune the search on dev sentences.
+
+``python -m training.open_vocab.attach --model PATH [--output OUT]``
+
+The weights are untouched (read with the safe loader, written back). Added:
+
+- the broad lexicon (:func:`training.open_vocab.data.lexicon_words`, ~88,000 words) for the word
+  search only (``lexicon_correction`` off: snapping greedy partials to the nearest of that many
+  words costs seconds per unknown word and mostly picks a wrong neighbour);
+- a modified Kneser-Ney trigram over it, estimated on the training text only
+  (:mod:`training.open_vocab.kneser_ney`; trigrams seen once pruned);
+- the LM weight and word bonus with the lowest WER on the open development sentences (WordNet
+  examples kept out of the LM and of training; never the test set), decoded by the native search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from asr_service.model.checkpoint import load_checkpoint, save_checkpoint
+from asr_service.model.ctc import greedy_decode
+from asr_service.model.lexicon_beam import BeamSettings
+from asr_service.model.native_lexicon import NativeLexiconDecoder
+from asr_service.model.ngram_lm import NgramLm
+from asr_service.model.transcribe import stream_log_probs
+from training.augment import augment
+from training.metrics import error_rates
+from training.open_vocab import data, kneser_ney
+
+DEV_NOISE_SEED = 11
+LM_ORDER = 3
+MIN_TRIGRAM_COUNT = 2
+LM_WEIGHTS = (0.5, 0.8, 1.2, 1.6)
+WORD_BONUSES = (-3.0, -2.0, -1.0, 0.0, 1.0)
+
+
+def build_lm(spec: data.OpenSpec) -> tuple[list[str], NgramLm]:
+    words = data.lexicon_words(spec)
+    index = {w: i for i, w in enumerate(words)}
+    sentences = [[index[w] for w in s.split()] for s in data.lm_sentences(spec)]
+    return words, kneser_ney.estimate(sentences, words, order=LM_ORDER, min_count=MIN_TRIGRAM_COUNT)
+
+
+def tune(
+    tokens: list[str],
+    blank_id: int,
+    words: list[str],
+    lm: NgramLm,
+    log_probs: list[torch.Tensor],
+    refs: list[str],
+    grid: tuple[tuple[float, ...], tuple[float, ...]] = (LM_WEIGHTS, WORD_BONUSES),
+) -> tuple[BeamSettings, list[dict[str, Any]]]:
+    """Grid over LM weight × word bonus with the native search (one ARPA file, read per setting)."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="open-lm-") as scratch:
+        arpa = Path(scratch) / "lm.arpa"
+        lm.write_arpa(arpa)
+        for weight, bonus in itertools.product(*grid):
+            settings = BeamSettings(lm_weight=weight, word_bonus=bonus)
+            decoder = NativeLexiconDecoder(tokens, blank_id, words, None, settings, arpa_path=arpa)
+            started = time.perf_counter()
+            hyps = [decoder.decode(lp) or greedy_decode(lp, tokens, blank_id) for lp in log_probs]
+            ms = 1000 * (time.perf_counter() - started) / max(1, len(log_probs))
+            wer, cer = error_rates(refs, hyps)
+            results.append({"lm_weight": weight, "word_bonus": bonus, "wer": wer, "cer": cer, "ms": ms})
+            print(f"  lm_weight {weight} word_bonus {bonus}: dev WER {wer:.2%} CER {cer:.2%} {ms:.1f} ms")
+    best = min(results, key=lambda r: (round(r["wer"], 6), round(r["cer"], 6), r["lm_weight"]))
+    return replace(BeamSettings(), lm_weight=best["lm_weight"], word_bonus=best["word_bonus"]), results
+
+
+def attach(
+    path: Path,
+    output: Path | None = None,
+    spec: data.OpenSpec | None = None,
+    workers: int = 2,
+    dev_limit: int | None = None,
+    quick: bool = False,
+) -> tuple[str, dict[str, Any]]:
+    """``dev_limit`` and ``quick`` (one grid point) are for smoke runs only."""
+    spec = spec or data.OpenSpec()
+    output = output or path
+    loaded = load_checkpoint(path, word_decoder="python")  # validates the file before we rewrite it
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    started = time.perf_counter()
+    words, lm = build_lm(spec)
+    lm_seconds = time.perf_counter() - started
+
+    dev = data.corpus("dev", spec, workers=workers)
+    rng = np.random.default_rng(DEV_NOISE_SEED)
+    torch.set_num_threads(1)
+    dev_log_probs = [
+        stream_log_probs(loaded.model, torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0))))
+        for audio in dev.audio[:dev_limit]
+    ]
+    refs = dev.texts[: len(dev_log_probs)]
+    points = ((0.8,), (-1.0,)) if quick else (LM_WEIGHTS, WORD_BONUSES)
+    settings, grid = tune(loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, refs, points)
+    chosen = next(
+        r for r in grid if (r["lm_weight"], r["word_bonus"]) == (settings.lm_weight, settings.word_bonus)
+    )
+    info = {
+        "lexicon_words": len(words),
+        "lexicon": "training text ∪ SCOWL american-english (lower-case) ∪ grammar vocabulary",
+        "lm_type": f"{LM_ORDER}-gram modified Kneser-Ney, trigrams seen once pruned",
+        "lm_ngrams": lm.counts(),
+        "lm_trained_on": f"{len(data.lm_sentences(spec))} training sentences (WordNet examples + grammar)",
+        "lm_seconds": round(lm_seconds, 1),
+        "decoder_settings": asdict(settings),
+        "tuned_on": f"{len(refs)} open development sentences (WordNet, seed {data.DEV_SEED}), noisy",
+        "dev_wer": chosen["wer"],
+        "dev_cer": chosen["cer"],
+        "text_sources": data.source_versions(),
+    }
+    metadata = dict(raw.get("metadata") or {}) | info
+    if output != path:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, output)
+    digest = save_checkpoint(
+        output,
+        arch=loaded.arch,
+        hparams=loaded.hparams,
+        features=loaded.features,
+        tokens=loaded.tokens,
+        blank_id=loaded.blank_id,
+        state_dict=raw["state_dict"],
+        metadata=metadata,
+        lexicon=words,
+        word_lm=lm,
+        decoder_settings=settings,
+        lexicon_correction=False,
+    )
+    return digest, {**info, "grid": grid, "bytes": output.stat().st_size}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--output", type=Path, help="write here instead of rewriting --model")
+    parser.add_argument("--workers", type=int, default=2, help="synthesis processes (first run only)")
+    parser.add_argument("--json", type=Path, help="also write the tuning grid here")
+    parser.add_argument("--dev-limit", type=int, help="tune on the first N dev sentences (smoke runs)")
+    parser.add_argument("--quick", action="store_true", help="one grid point (smoke runs)")
+    args = parser.parse_args(argv)
+    digest, info = attach(
+        args.model, args.output, workers=args.workers, dev_limit=args.dev_limit, quick=args.quick
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(info, indent=2) + "\n")
+    settings = info["decoder_settings"]
+    print(
+        f"{args.output or args.model}: lexicon ({info['lexicon_words']} words), {info['lm_type']} "
+        f"{info['lm_ngrams']} attached; lm_weight={settings['lm_weight']} "
+        f"word_bonus={settings['word_bonus']} "
+        f"(dev WER {info['dev_wer']:.2%}); {info['bytes'] / 1e6:.1f} MB, sha256 {digest}"
+    )
+
+
+if __name__ == "__main__":
+    main()
