@@ -8,7 +8,7 @@ import sys
 import uvloop
 
 from asr_service.logging_setup import configure_logging, get_logger
-from asr_service.settings import SettingsError, load_settings
+from asr_service.settings import SettingsError, load_settings, resolve_workers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,11 +18,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asr_service: invalid configuration: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    workers = resolve_workers(settings, _cuda_available)
+    get_logger(component="main").info("starting", settings=_public(settings), workers=workers)
+    if workers > 1:  # a supervisor and N worker processes (asr_service/workers)
+        from asr_service.workers.supervisor import supervise
+
+        return uvloop.run(supervise(settings, workers, sys.argv[1:] if argv is None else argv))
     # Imported after logging is configured: torch is slow to import and logs nothing useful.
     from asr_service.server import serve_forever
 
-    get_logger(component="main").info("starting", settings=_public(settings))
     return uvloop.run(serve_forever(settings))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _public(settings: object) -> dict[str, object]:

@@ -70,6 +70,9 @@ def load_configured_model(settings: Settings, device: torch.device) -> tuple[Aco
 
 
 class AsrServer:
+    #: The log line that says the service takes traffic (the bench and tests wait for it).
+    READY_EVENT = "server_ready"
+
     def __init__(
         self,
         settings: Settings,
@@ -133,10 +136,7 @@ class AsrServer:
     # ------------------------------------------------------------------ start
     async def start(self) -> None:
         """Health port first, then model, warm-up, WebSocket listener; returns once ready."""
-        self.health_port = await self.http.start(self.settings.host, self.settings.health_port)
-        self._background.append(asyncio.create_task(self._watch_loop_lag(), name="loop-lag"))
-        self._background.append(asyncio.create_task(self._emit_emf(), name="emf"))
-        log.info("health_listening", health_port=self.health_port)
+        await self._start_health()
         try:
             self.device = resolve_device(self.settings.device)
             # One intra-op thread on CPU by default: the engine batches, so one core is enough for
@@ -170,26 +170,7 @@ class AsrServer:
             }
         )
         engine.start()
-        self._ws_server = await serve(
-            self._handle,
-            self.settings.host,
-            self.settings.port,
-            process_request=self._process_request,
-            # Per-connection memory bound (README "Limits"): at most max_queue frames wait in
-            # websockets' buffer before it stops reading the socket, each at most max_size bytes.
-            # Our own MAX_MESSAGE_BYTES check answers with an event + 1009; this hard cap lets the
-            # library refuse a frame over twice the limit before buffering it (1009, no event).
-            max_size=2 * self.settings.max_message_bytes,
-            max_queue=WS_MAX_QUEUE,
-            # Audio does not compress: permessage-deflate only cost CPU and opened the door to
-            # decompression bombs.
-            compression=None,
-            ping_interval=self.settings.ping_interval_s,
-            ping_timeout=self.settings.ping_timeout_s,
-            close_timeout=5,
-            logger=_quiet_websockets_logger(),
-        )
-        self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
+        await self._listen()
         # Golden-set gate: the last check before /ready, so a model that loads but recognizes badly
         # never takes traffic; raises GoldenSetError to exit.
         self.model_info.update(
@@ -200,7 +181,7 @@ class AsrServer:
         self.ready = True
         self.metrics.ready.set(1)
         log.info(
-            "server_ready",
+            self.READY_EVENT,
             ws_port=self.ws_port,
             health_port=self.health_port,
             device=str(self.device),
@@ -209,6 +190,38 @@ class AsrServer:
             warm_up_s=round(warm_up_s, 3),
             **self.model_info,
         )
+
+    async def _start_health(self) -> None:
+        """The health port and the background tasks (a worker process has neither: its parent does)."""
+        self.health_port = await self.http.start(self.settings.host, self.settings.health_port)
+        self._background.append(asyncio.create_task(self._watch_loop_lag(), name="loop-lag"))
+        self._background.append(asyncio.create_task(self._emit_emf(), name="emf"))
+        log.info("health_listening", health_port=self.health_port)
+
+    async def _listen(self) -> None:
+        self._ws_server = await serve(
+            self._handle, self.settings.host, self.settings.port, **self.websocket_options()
+        )
+        self.ws_port = int(next(iter(self._ws_server.sockets)).getsockname()[1])
+
+    def websocket_options(self) -> dict[str, Any]:
+        """How every WebSocket connection is served (also the worker processes' connections)."""
+        return {
+            "process_request": self._process_request,
+            # Per-connection memory bound (README "Limits"): at most max_queue frames wait in
+            # websockets' buffer before it stops reading the socket, each at most max_size bytes.
+            # Our own MAX_MESSAGE_BYTES check answers with an event + 1009; this hard cap lets the
+            # library refuse a frame over twice the limit before buffering it (1009, no event).
+            "max_size": 2 * self.settings.max_message_bytes,
+            "max_queue": WS_MAX_QUEUE,
+            # Audio does not compress: permessage-deflate only cost CPU and opened the door to
+            # decompression bombs.
+            "compression": None,
+            "ping_interval": self.settings.ping_interval_s,
+            "ping_timeout": self.settings.ping_timeout_s,
+            "close_timeout": 5,
+            "logger": _quiet_websockets_logger(),
+        }
 
     def _on_batch(self, size: int, seconds: float) -> None:  # engine thread; prometheus is thread-safe
         self.metrics.batch_size.observe(size)
@@ -368,9 +381,9 @@ def _quiet_websockets_logger() -> logging.Logger:
     return logger
 
 
-async def serve_forever(settings: Settings) -> int:
+async def serve_forever(settings: Settings, server: AsrServer | None = None) -> int:
     """The process: start, serve until SIGTERM/SIGINT, drain. Returns the exit status."""
-    server = AsrServer(settings)
+    server = server if server is not None else AsrServer(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.request_drain)
