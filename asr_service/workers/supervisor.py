@@ -104,7 +104,13 @@ class Supervisor:
             "model_loaded": all(w.ever_ready for w in self.workers.values()) and bool(self.workers),
             "active_sessions": self.admitted(),
             "workers": [
-                {"index": w.index, "pid": w.pid, "ready": w.ready, "draining": w.draining}
+                {
+                    "index": w.index,
+                    "pid": w.pid,
+                    "ready": w.ready,
+                    "draining": w.draining,
+                    "connections": len(w.admitted),
+                }
                 for w in sorted(self.workers.values(), key=lambda w: w.index)
             ],
         }
