@@ -4,10 +4,15 @@ SEQPACKET keeps message boundaries (one JSON object per datagram, no framing cod
 file descriptors (``SCM_RIGHTS``) with a message, which is how an accepted client socket moves
 from the supervisor to a worker. Messages (``"t"`` names the kind):
 
-- supervisor → worker: ``conn`` (with the client socket: ``id``, ``full`` = the task is at
-  ``MAX_SESSIONS``, refuse it), ``metrics`` (``id``: answer with a snapshot);
-- worker → supervisor: ``state`` (``ready``, ``draining``, ``model_info``), ``closed`` (the
-  connection ``id`` is gone), ``metrics`` (``id`` and the snapshot, ``aggregate.Snapshot``).
+- supervisor → worker: ``conn`` (with the client socket and its ``id``), ``reserved`` (``id``,
+  ``ok``: whether the task has a ``MAX_SESSIONS`` slot for it), ``metrics`` (``id``: answer with
+  a snapshot);
+- worker → supervisor: ``state`` (``ready``, ``draining``, ``model_info``), ``reserve`` (``id``,
+  ``stale``: a slot for a handshake about to be accepted), ``closed`` (the connection ``id`` is
+  gone, its slot free), ``metrics`` (``id`` and the snapshot, ``aggregate.Snapshot``).
+
+The channel keeps order: a ``closed`` sent before a ``metrics`` answer is seen first, so the
+task's ``/metrics`` never shows a session that its slot count has already forgotten, or back.
 
 When either side's process ends, the kernel closes its end: the other reads end-of-file, and
 client sockets still queued in the channel are closed with it (their clients see a TCP close).

@@ -2,9 +2,12 @@
 
 It owns the WebSocket listener and accepts every client itself, then hands the socket to the
 worker with the fewest open connections (``__init__``'s docstring says why not ``SO_REUSEPORT``).
-At hand-off it applies ``MAX_SESSIONS`` to the whole task: when the workers together hold that
-many admitted connections, the socket goes to a worker marked ``full`` and that worker answers
-the handshake with today's 503. It serves ``/health``, ``/ready`` (200 only when every worker is
+It keeps ``MAX_SESSIONS`` for the whole task: a worker about to accept a handshake asks it for a
+slot (``reserve``), which it grants while the workers together hold fewer sessions than that; a
+refused worker answers the handshake with today's 503. Slots count sessions, as in the single
+process, not TCP connections: a client that never completes its handshake takes none.
+
+It serves ``/health``, ``/ready`` (200 only when every worker is
 ready and none drains), ``/metrics`` (all workers added up, ``aggregate``) and writes the EMF
 autoscaling line for the task.
 
@@ -54,7 +57,8 @@ class Worker:
     ready: bool = False
     draining: bool = False
     ever_ready: bool = False
-    admitted: set[int] = field(default_factory=set)  # handed connection ids not yet closed
+    connections: set[int] = field(default_factory=set)  # handed connection ids not yet closed
+    sessions: set[int] = field(default_factory=set)  # those of them holding a MAX_SESSIONS slot
     waiting: dict[int, asyncio.Future[Snapshot]] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
 
@@ -95,7 +99,8 @@ class Supervisor:
         )
 
     def admitted(self) -> int:
-        return sum(len(w.admitted) for w in self.workers.values())
+        """Sessions holding a slot, all workers together."""
+        return sum(len(w.sessions) for w in self.workers.values())
 
     def readiness(self) -> dict[str, Any]:
         state = "draining" if self.draining else "ready" if self.is_ready() else "starting"
@@ -109,7 +114,8 @@ class Supervisor:
                     "pid": w.pid,
                     "ready": w.ready,
                     "draining": w.draining,
-                    "connections": len(w.admitted),
+                    "connections": len(w.connections),
+                    "sessions": len(w.sessions),
                 }
                 for w in sorted(self.workers.values(), key=lambda w: w.index)
             ],
@@ -194,7 +200,7 @@ class Supervisor:
             worker=worker.index,
             pid=worker.pid,
             exit_status=status,
-            connections_lost=len(worker.admitted),
+            connections_lost=len(worker.connections),
             restarts=self.restarts,
         )
         await self._spawn(worker.index)
@@ -222,7 +228,10 @@ class Supervisor:
                 os.close(fd)
             kind = message.get("t")
             if kind == "closed":
-                worker.admitted.discard(int(message["id"]))
+                worker.connections.discard(int(message["id"]))
+                worker.sessions.discard(int(message["id"]))
+            elif kind == "reserve":
+                self._reserve(worker, int(message["id"]), int(message.get("stale", 0)))
             elif kind == "state":
                 worker.ready, worker.draining = bool(message["ready"]), bool(message["draining"])
                 worker.ever_ready = worker.ever_ready or worker.ready
@@ -251,18 +260,24 @@ class Supervisor:
             candidates = [w for w in self.workers.values() if w.ever_ready]
         if not candidates:
             return
-        worker = min(candidates, key=lambda w: len(w.admitted))
+        worker = min(candidates, key=lambda w: len(w.connections))
         connection_id = next(self._connection_ids)
-        full = self.admitted() >= self.settings.max_sessions
         try:
-            channel.send(
-                worker.control, {"t": "conn", "id": connection_id, "full": full}, client.fileno(), wait=False
-            )
+            channel.send(worker.control, {"t": "conn", "id": connection_id}, client.fileno(), wait=False)
         except OSError as error:  # a stuck or dying worker: this client gets a close
             log.warning("hand_over_failed", worker=worker.index, error=type(error).__name__)
             return
-        if not full:
-            worker.admitted.add(connection_id)
+        worker.connections.add(connection_id)
+
+    def _reserve(self, worker: Worker, connection_id: int, stale: int) -> None:
+        """A worker asks for a MAX_SESSIONS slot before it accepts a handshake. ``stale``: its
+        sessions whose client is already gone though not yet released (they do not count, as in
+        the single process's rule at capacity)."""
+        granted = self.admitted() - stale < self.settings.max_sessions
+        if granted and connection_id in worker.connections:
+            worker.sessions.add(connection_id)
+        with contextlib.suppress(OSError):
+            channel.send(worker.control, {"t": "reserved", "id": connection_id, "ok": granted}, wait=False)
 
     # ------------------------------------------------------------------ metrics
     async def snapshots(self) -> dict[int, Snapshot]:

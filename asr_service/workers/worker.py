@@ -21,7 +21,6 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ log = get_logger(component="worker")
 class HandedConnection(ServerConnection):
     """A WebSocket connection whose socket the supervisor accepted."""
 
-    task_full = False  # the task was at MAX_SESSIONS when it arrived: refuse with 503
+    connection_id = -1  # the supervisor's
     on_lost: Callable[[], None] | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -62,6 +61,7 @@ class WorkerServer(AsrServer):
         self._task_ws_port = task_ws_port
         self._options: dict[str, Any] = {}
         self._connecting: set[asyncio.Future[None]] = set()
+        self._reservations: dict[int, asyncio.Future[bool]] = {}
 
     # ------------------------------------------------------------------ AsrServer steps
     async def _start_health(self) -> None:
@@ -111,13 +111,37 @@ class WorkerServer(AsrServer):
                 sys.stdout.write("\n".join(dump(record) for record in records) + "\n")
                 sys.stdout.flush()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if getattr(connection, "task_full", False) and self.ready and not self.draining:
-            self.metrics.reject("max_sessions")
-            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many concurrent sessions\n")
-            response.headers["Retry-After"] = str(self.settings.retry_after_s)
+    def websocket_options(self) -> dict[str, Any]:
+        return {**super().websocket_options(), "process_request": self._process_handed_request}
+
+    async def _process_handed_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """Today's admission (draining, not ready, this worker's sessions), then a slot of the
+        task's ``MAX_SESSIONS`` from the supervisor."""
+        response = self._process_request(connection, request)
+        if response is not None or not isinstance(connection, HandedConnection):
             return response
-        return super()._process_request(connection, request)
+        if await self._reserve(connection.connection_id, 0):
+            return None
+        # At capacity: sessions whose client is gone do not count (AsrServer's rule, per worker).
+        stale = sum(1 for session in self.sessions if session.peer_gone())
+        if stale and await self._reserve(connection.connection_id, stale):
+            return None
+        self.metrics.reject("max_sessions")
+        return self._unavailable(connection, "too many concurrent sessions\n")
+
+    async def _reserve(self, connection_id: int, stale: int) -> bool:
+        waiter = asyncio.get_running_loop().create_future()
+        self._reservations[connection_id] = waiter
+        self._send({"t": "reserve", "id": connection_id, "stale": stale})
+        try:
+            async with asyncio.timeout(5.0):  # a supervisor that does not answer is going away
+                return bool(await waiter)
+        except TimeoutError:
+            return False
+        finally:
+            self._reservations.pop(connection_id, None)
 
     # ------------------------------------------------------------------ the control channel
     def _send(self, message: dict[str, Any]) -> None:
@@ -139,7 +163,11 @@ class WorkerServer(AsrServer):
             return
         for message, fd in messages:
             if message.get("t") == "conn" and fd is not None:
-                self._accept(fd, int(message["id"]), bool(message.get("full")))
+                self._accept(fd, int(message["id"]))
+            elif message.get("t") == "reserved":
+                waiter = self._reservations.get(int(message["id"]))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(bool(message["ok"]))
             elif message.get("t") == "metrics":
                 self._send({"t": "metrics", "id": message["id"], **self.snapshot().to_message()})
             elif fd is not None:
@@ -154,7 +182,7 @@ class WorkerServer(AsrServer):
             current_value(self.metrics.audio_seconds),
         )
 
-    def _accept(self, fd: int, connection_id: int, full: bool) -> None:
+    def _accept(self, fd: int, connection_id: int) -> None:
         client = socket.socket(fileno=fd)
         if self._ws_server is None:  # not listening yet: the supervisor should not have sent it
             client.close()
@@ -173,7 +201,7 @@ class WorkerServer(AsrServer):
                 close_timeout=options["close_timeout"],
                 max_queue=options["max_queue"],
             )
-            connection.task_full = full
+            connection.connection_id = connection_id
             connection.on_lost = lambda: self._send({"t": "closed", "id": connection_id})
             return connection
 
