@@ -1,0 +1,109 @@
+"""Where the server's CPU goes, from py-spy's collapsed stacks (``py-spy record --format raw``).
+
+Each sample is one stack of one busy thread (py-spy leaves idle threads out), in any process of
+the server (the supervisor and its workers). A sample counts for the first category that one of
+its frames matches, from the innermost frame outwards; frames of libraries that only do work for
+their caller (torch, numpy, the standard library) match nothing, so a torch layer counts for the
+model code that called it and ``json.dumps`` for the protocol module that called it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# (category, path fragments). Order matters only when one frame could match two; it cannot.
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "decoding",
+        (
+            "asr_service/decoding/",
+            "asr_service/model/ctc.py",
+            "asr_service/model/lexicon_beam.py",
+            "asr_service/model/native_lexicon.py",
+            "asr_service/model/word_lm.py",
+            "flashlight",
+            "torchaudio/models/decoder",
+        ),
+    ),
+    (
+        "model forward",
+        (
+            "asr_service/model/streaming_ctc.py",
+            "asr_service/model/features.py",
+            "asr_service/model/interface.py",
+            "asr_service/ezspeech/",
+        ),
+    ),
+    ("websocket", ("websockets/",)),
+    (
+        "session/protocol",
+        (
+            "asr_service/session.py",
+            "asr_service/protocol.py",
+            "asr_service/seed_protocol.py",
+            "asr_service/audio.py",
+            "asr_service/connection.py",
+            "asr_service/admission.py",
+            "asr_service/auth.py",
+        ),
+    ),
+    ("engine batching", ("asr_service/engine.py",)),
+    ("metrics/logging", ("prometheus_client/", "structlog/", "asr_service/metrics.py", "asr_service/emf.py")),
+    ("supervisor", ("asr_service/workers/",)),
+)
+OTHER = "other (event loop, ...)"
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<file>.*):\d+\)$")
+
+
+@dataclass(frozen=True)
+class Profile:
+    samples: int
+    by_category: dict[str, int]
+    other_leaves: list[tuple[str, int]]  # the busiest innermost frames left in OTHER
+
+    def share(self, category: str) -> float:
+        return self.by_category.get(category, 0) / self.samples if self.samples else 0.0
+
+    def table(self) -> str:
+        lines = ["| where | share of server CPU samples |", "|---|---|"]
+        for category in [name for name, _ in CATEGORIES] + [OTHER]:
+            lines.append(f"| {category} | {100 * self.share(category):.1f} % |")
+        lines.append(f"| (samples) | {self.samples} |")
+        return "\n".join(lines)
+
+
+def category_of(frames: list[str]) -> str:
+    """``frames`` outermost first, as py-spy writes them."""
+    for frame in reversed(frames):
+        for category, fragments in CATEGORIES:
+            if any(fragment in frame for fragment in fragments):
+                return category
+    return OTHER
+
+
+def parse_line(line: str) -> tuple[list[str], int] | None:
+    """One collapsed stack: ``frame;frame;... count``; process lines are not frames."""
+    stack, _, count = line.rstrip("\n").rpartition(" ")
+    if not stack or not count.isdigit():
+        return None
+    frames = [f for f in stack.split(";") if _FRAME.match(f) and not f.startswith("process ")]
+    return frames, int(count)
+
+
+def classify(lines: Iterable[str]) -> Profile:
+    by_category: Counter[str] = Counter()
+    other: Counter[str] = Counter()
+    for line in lines:
+        parsed = parse_line(line)
+        if parsed is None:
+            continue
+        frames, count = parsed
+        category = category_of(frames)
+        by_category[category] += count
+        if category == OTHER:
+            match = _FRAME.match(frames[-1]) if frames else None
+            other[f"{match['function']} ({match['file']})" if match else "(no Python frame)"] += count
+    return Profile(sum(by_category.values()), dict(by_category), other.most_common(5))
