@@ -322,6 +322,8 @@ class AsrServer:
             self._drain_started = asyncio.get_running_loop().create_future()
         if not self._drain_started.done():
             self._drain_started.set_result(None)
+        for session in list(self.sessions):  # a session waiting for its client's next message
+            session.receiver.interrupt()
         # Leave a little of the budget to close the stragglers and exit.
         budget = max(0.5, self.settings.drain_timeout_s - 2.0)
         deadline = started + budget
