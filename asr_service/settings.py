@@ -48,7 +48,7 @@ class Settings:
     require_auth: bool = False
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     batch_max_size: int = 32
-    batch_max_wait_ms: float = 5.0
+    batch_max_wait_ms: float = 50.0
     endpoint_silence_ms: float = 600.0
     retry_after_s: int = 5
     service_name: str = "asr-server"
