@@ -236,7 +236,8 @@ class Supervisor:
                 worker.ready, worker.draining = bool(message["ready"]), bool(message["draining"])
                 worker.ever_ready = worker.ever_ready or worker.ready
                 worker.model_info = dict(message.get("model_info") or {})
-                self.model_info = worker.model_info or self.model_info
+                if worker.index == 0 or not self.model_info:  # worker 0 ran the golden-set gate
+                    self.model_info = worker.model_info or self.model_info
                 if self.is_ready():
                     self._all_ready.set()
             elif kind == "metrics":

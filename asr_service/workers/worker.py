@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import sys
@@ -221,6 +222,11 @@ async def run_worker(settings: Settings) -> int:
     control = socket.socket(fileno=int(os.environ[channel.CONTROL_FD_ENV]))
     index = int(os.environ.get(channel.INDEX_ENV, "0"))
     structlog.contextvars.bind_contextvars(worker=index)
+    if index > 0 and settings.golden_set:
+        # One golden-set gate per task, in worker 0: every worker loads the same verified bytes,
+        # the task turns ready only once every worker is (worker 0 after its gate), and a failing
+        # model yields one golden_set_failed line and one exit status, as the single process does.
+        settings = dataclasses.replace(settings, golden_set=None)
     server = WorkerServer(settings, control, index, int(os.environ.get(channel.WS_PORT_ENV, "0")))
     return await serve_forever(settings, server)
 
