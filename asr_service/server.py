@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from asr_service.connection import websocket_options
 from asr_service.engine import BatchingEngine, resolve_device
 from asr_service.golden import GoldenSetError, run_golden_gate
 from asr_service.http import HttpServer, add_health_routes
@@ -39,10 +39,6 @@ log = get_logger(component="server")
 T = TypeVar("T")
 
 _LOOP_LAG_INTERVAL_S = 0.05
-# Frames websockets buffers per connection before it pauses reading the socket (its default is
-# 16). A real-time client sends one small frame every 20-100 ms, and a session reads each at
-# once unless backpressure holds it, so 4 is plenty and bounds what a fast sender can pile up.
-WS_MAX_QUEUE = 4
 
 
 class StartupError(RuntimeError):
@@ -206,22 +202,7 @@ class AsrServer:
 
     def websocket_options(self) -> dict[str, Any]:
         """How every WebSocket connection is served (also the worker processes' connections)."""
-        return {
-            "process_request": self._process_request,
-            # Per-connection memory bound (README "Limits"): at most max_queue frames wait in
-            # websockets' buffer before it stops reading the socket, each at most max_size bytes.
-            # Our own MAX_MESSAGE_BYTES check answers with an event + 1009; this hard cap lets the
-            # library refuse a frame over twice the limit before buffering it (1009, no event).
-            "max_size": 2 * self.settings.max_message_bytes,
-            "max_queue": WS_MAX_QUEUE,
-            # Audio does not compress: permessage-deflate only cost CPU and opened the door to
-            # decompression bombs.
-            "compression": None,
-            "ping_interval": self.settings.ping_interval_s,
-            "ping_timeout": self.settings.ping_timeout_s,
-            "close_timeout": 5,
-            "logger": _quiet_websockets_logger(),
-        }
+        return websocket_options(self.settings, self._process_request)
 
     def _on_batch(self, size: int, seconds: float) -> None:  # engine thread; prometheus is thread-safe
         self.metrics.batch_size.observe(size)
@@ -373,14 +354,6 @@ class AsrServer:
             await asyncio.sleep(self.settings.emf_interval_s)
             sys.stdout.write(self.metrics.emf_lines(self.settings.service_name) + "\n")
             sys.stdout.flush()
-
-
-def _quiet_websockets_logger() -> logging.Logger:
-    # websockets logs handshake failures with the request line, which may carry ?token=...;
-    # keep its logger to errors only so a token can never reach the logs.
-    logger = logging.getLogger("asr_service.websockets")
-    logger.setLevel(logging.ERROR)
-    return logger
 
 
 async def serve_forever(settings: Settings, server: AsrServer | None = None) -> int:
