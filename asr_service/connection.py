@@ -105,21 +105,37 @@ def library_failed(connection: ServerConnection) -> bool:
 
 async def wait_closed_or_failed(connection: ServerConnection, service_closing: Callable[[], bool]) -> None:
     """Return once the connection is closed, or the library failed it (and the service did not
-    start that close itself: ``service_closing`` tells)."""
+    start that close itself: ``service_closing`` tells).
+
+    Every session runs this for its whole life, so the check is a plain timer callback every
+    ``LIBRARY_CLOSE_CHECK_S``, not a task waking up with a timeout each time.
+    """
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+    timer: asyncio.TimerHandle | None = None
+
+    def finish(_: object = None) -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    def check() -> None:
+        nonlocal timer
+        if finished.done():
+            return
+        if not service_closing() and library_failed(connection):
+            finish()
+        else:
+            timer = loop.call_later(LIBRARY_CLOSE_CHECK_S, check)
+
     closed = asyncio.ensure_future(connection.wait_closed())
+    closed.add_done_callback(finish)
+    timer = loop.call_later(LIBRARY_CLOSE_CHECK_S, check)
     try:
-        while not await _done_within(closed, LIBRARY_CLOSE_CHECK_S):
-            if not service_closing() and library_failed(connection):
-                return
+        await finished
     finally:
+        if timer is not None:
+            timer.cancel()
         closed.cancel()
-
-
-async def _done_within(future: asyncio.Future[Any], seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await asyncio.shield(future)
-    return future.done()
 
 
 def peer_gone(connection: ServerConnection) -> bool:
