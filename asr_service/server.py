@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 import time
@@ -356,6 +357,21 @@ class AsrServer:
             sys.stdout.flush()
 
 
+def _settle_garbage_collector() -> None:
+    """Keep the cyclic collector off the hot path.
+
+    Measured (py-spy --native, 40 streams): 10 % of the server's samples were ``gc_collect_main``,
+    triggered by per-message allocations and walking everything torch and the model left on the
+    heap. Objects alive once the model is loaded live as long as the process: ``gc.freeze`` moves
+    them out of the collector's sight. Per-message garbage is freed by reference counting (it
+    forms no cycles), so a higher first threshold costs no memory worth naming and collects
+    far less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 async def serve_forever(settings: Settings, server: AsrServer | None = None) -> int:
     """The process: start, serve until SIGTERM/SIGINT, drain. Returns the exit status."""
     server = server if server is not None else AsrServer(settings)
@@ -374,6 +390,7 @@ async def serve_forever(settings: Settings, server: AsrServer | None = None) -> 
             log.info("stopped_before_ready")
             return 0
         start.result()
+        _settle_garbage_collector()  # the process's own choice: not in servers started by tests
     except StartupError as error:
         log.error("startup_failed", error=str(error))
         await server.stop()
