@@ -257,10 +257,7 @@ def validate(settings: Settings) -> None:
         raise SettingsError(
             f"word_decoder must be one of {', '.join(WORD_DECODERS)}, got {settings.word_decoder!r}"
         )
-    # Imported here: the model package pulls in torch, which settings parsing does not need.
-    from asr_service.model.native_lexicon import native_available
-
-    if settings.word_decoder == "native" and not native_available():
+    if settings.word_decoder == "native" and not _native_decoder_available():
         raise SettingsError(
             "WORD_DECODER is native but flashlight-text does not import here "
             "(pip install -r requirements/service.txt), or choose python"
@@ -286,6 +283,14 @@ def validate(settings: Settings) -> None:
             "anyone. In AWS, ECS injects AUTH_TOKENS from the client-tokens secret; give it clients "
             "with `make rotate-tokens ENV=<env> ADD=<client>`"
         )
+
+
+def _native_decoder_available() -> bool:
+    # Imported only when asked: the model package pulls in torch, which settings parsing (and a
+    # supervisor of worker processes, which never runs a model) does not need.
+    from asr_service.model.native_lexicon import native_available
+
+    return native_available()
 
 
 def resolve_workers(settings: Settings, cuda_available: Callable[[], bool]) -> int:

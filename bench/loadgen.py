@@ -228,8 +228,9 @@ async def start_profiler(pid: int, seconds: float, out: Path) -> asyncio.subproc
     await asyncio.sleep(1.5)  # the staggered starts are over
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     duration = max(2, int(seconds) - 3)
-    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--format", "raw"]
-    command += ["--rate", "100", "--duration", str(duration), "--output", str(out)]
+    # --native (which pauses the process per sample): see bench/profile_shares.py for why.
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--native", "--format", "raw"]
+    command += ["--rate", "50", "--duration", str(duration), "--output", str(out)]
     return await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
