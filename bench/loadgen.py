@@ -39,6 +39,7 @@ from websockets.asyncio.client import connect
 
 from bench.cpu import MachineTicks
 from bench.loadgen_report import StepResult, comparison, machine, table
+from bench.pacer import PacedStream, Pacer
 from bench.profile_shares import Profile, classify
 from bench.server_process import ServerProcess
 
@@ -101,18 +102,27 @@ def build_stream_audio(clips: list[tuple[np.ndarray, int]], index: int, seconds:
 
 # ---------------------------------------------------------------------------- one stream
 async def run_stream(
-    url: str, pcm: bytes, rate: int, frame_ms: int, start_delay: float, max_slip: float, max_final: float
+    url: str,
+    pcm: bytes,
+    rate: int,
+    frame_ms: int,
+    start_delay: float,
+    max_slip: float,
+    max_final: float,
+    pacer: Pacer,
 ) -> StreamResult:
     await asyncio.sleep(start_delay)
     frame_bytes = rate * frame_ms // 1000 * 2
     frame_s = frame_bytes / 2 / rate
-    sent: list[float] = []  # monotonic time each frame was sent; frame i ends at (i + 1) * frame_s
     latencies: list[float] = []
-    eof_at = done_at = None
-    slip = 0.0
+    done_at = None
+    frames = [pcm[offset : offset + frame_bytes] for offset in range(0, len(pcm), frame_bytes)]
+    paced: PacedStream | None = None
     try:
         async with connect(url, max_size=None, open_timeout=30) as ws:
             await ws.recv()  # connection
+            paced = PacedStream(ws, frames, frame_ms / 1000, json.dumps({"type": "eof"}).encode())
+            sent = paced.sent  # frame i ends at (i + 1) * frame_s of audio
 
             async def receive() -> None:
                 nonlocal done_at
@@ -132,27 +142,17 @@ async def run_stream(
 
             receiver = asyncio.create_task(receive())
             await ws.send(json.dumps({"type": "start", "sample_rate": rate, "encoding": "s16le"}))
-            started = time.monotonic()
-            for index, offset in enumerate(range(0, len(pcm), frame_bytes)):
-                due = started + index * frame_ms / 1000
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                chunk = pcm[offset : offset + frame_bytes]
-                await ws.send(chunk)
-                now = time.monotonic()
-                slip = max(slip, now - due)
-                sent.append(now)
-            await ws.send(json.dumps({"type": "eof"}))
-            eof_at = time.monotonic()
+            await pacer.add(paced)
             await asyncio.wait_for(receiver, 60)
     except Exception as error:
+        slip = paced.slip if paced is not None else 0.0
         return StreamResult(latencies, None, slip, False, f"{type(error).__name__}: {error}")
+    eof_at = paced.eof_at
     final = done_at - eof_at if done_at is not None and eof_at is not None else None
     # Real time: the client never fell behind its schedule and the server had nothing left to
     # catch up on at eof (a server that lags builds a backlog that shows up as final latency).
-    ok = final is not None and final <= max_final and slip <= max_slip
-    return StreamResult(latencies, final, slip, ok)
+    ok = final is not None and final <= max_final and paced.slip <= max_slip
+    return StreamResult(latencies, final, paced.slip, ok)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -179,15 +179,26 @@ async def run_step(
         )
         cpu0, wall0, own0 = server.cpu_seconds(), time.monotonic(), time.process_time()
         ticks0 = MachineTicks.now()
+        pacer = Pacer()
+        pacing = asyncio.create_task(pacer.run())
         # Stagger starts over one second so chunks do not all complete at the same instant.
         results = await asyncio.gather(
             *(
                 run_stream(
-                    url, pcm, rate, args.frame_ms, i / n, args.max_slip_ms / 1000, args.max_final_ms / 1000
+                    url,
+                    pcm,
+                    rate,
+                    args.frame_ms,
+                    i / n,
+                    args.max_slip_ms / 1000,
+                    args.max_final_ms / 1000,
+                    pacer,
                 )
                 for i, (pcm, rate) in enumerate(audio)
             )
         )
+        pacer.close()
+        await pacing
         wall = time.monotonic() - wall0
         busy = MachineTicks.now().busy_percent_since(ticks0)
         cpu, own = server.cpu_seconds() - cpu0, time.process_time() - own0
