@@ -248,7 +248,12 @@ class Supervisor:
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            client, _address = await loop.sock_accept(listener)
+            try:
+                client, _address = await loop.sock_accept(listener)
+            except OSError as error:  # out of descriptors, a reset before accept: keep accepting
+                log.warning("accept_failed", error=type(error).__name__)
+                await asyncio.sleep(0.05)
+                continue
             try:
                 self._hand_over(client)
             finally:

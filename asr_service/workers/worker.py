@@ -30,6 +30,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from asr_service.emf import dump
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import current_value
 from asr_service.server import AsrServer, serve_forever
@@ -107,8 +108,6 @@ class WorkerServer(AsrServer):
             await asyncio.sleep(self.settings.emf_interval_s)
             records = self.metrics.emf_records(self.settings.service_name)[1:]
             if records:
-                from asr_service.emf import dump
-
                 sys.stdout.write("\n".join(dump(record) for record in records) + "\n")
                 sys.stdout.flush()
 

@@ -237,3 +237,26 @@ def test_workers_1_is_the_single_process_server():
         assert _stream_clip(task.url, "clip2_en_f2.wav") == (TRANSCRIPTS["clip2_en_f2.wav"], 1000)
     finally:
         assert task.stop() == 0
+
+
+def test_one_autoscaling_line_per_interval_counts_the_streams_of_every_worker():
+    task = TaskProcess(EMF_INTERVAL_S="1")
+    sockets = [open_stream(task.url) for _ in range(2)]
+    try:
+        wait_until(lambda: sorted(w["sessions"] for w in task.readiness()[1]["workers"]) == [1, 1])
+        seen = len(task.records)
+        time.sleep(3.5)
+        lines = [r for r in task.records[seen:] if "ActiveStreams" in r]
+        assert len(lines) >= 2
+        assert [line["ActiveStreams"] for line in lines] == [2] * len(lines)  # no per-worker lines
+        assert set(lines[0]) == {
+            "_aws",
+            "ServiceName",
+            "ActiveStreams",
+            "RejectedSessions",
+            "AudioSecondsProcessed",
+        }
+    finally:
+        for ws in sockets:
+            ws.close()
+        assert task.stop() == 0
