@@ -8,8 +8,9 @@ from the supervisor to a worker. Messages (``"t"`` names the kind):
   ``ok``: whether the task has a ``MAX_SESSIONS`` slot for it), ``metrics`` (``id``: answer with
   a snapshot);
 - worker → supervisor: ``state`` (``ready``, ``draining``, ``model_info``), ``reserve`` (``id``,
-  ``stale``: a slot for a handshake about to be accepted), ``closed`` (the connection ``id`` is
-  gone, its slot free), ``metrics`` (``id`` and the snapshot, ``aggregate.Snapshot``).
+  ``stale``: a slot for a handshake about to be accepted), ``released`` (the session of connection
+  ``id`` ended: its slot is free), ``closed`` (the connection ``id`` is gone), ``metrics``
+  (``id`` and the snapshot, ``aggregate.Snapshot``).
 
 The channel keeps order: a ``closed`` sent before a ``metrics`` answer is seen first, so the
 task's ``/metrics`` never shows a session that its slot count has already forgotten, or back.

@@ -230,6 +230,8 @@ class Supervisor:
             if kind == "closed":
                 worker.connections.discard(int(message["id"]))
                 worker.sessions.discard(int(message["id"]))
+            elif kind == "released":  # the session ended; its connection may linger a little
+                worker.sessions.discard(int(message["id"]))
             elif kind == "reserve":
                 self._reserve(worker, int(message["id"]), int(message.get("stale", 0)))
             elif kind == "state":

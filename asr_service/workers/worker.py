@@ -34,6 +34,7 @@ from asr_service.emf import dump
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import current_value
 from asr_service.server import AsrServer, serve_forever
+from asr_service.session import Session
 from asr_service.settings import Settings
 from asr_service.workers import channel
 from asr_service.workers.aggregate import Snapshot
@@ -96,6 +97,13 @@ class WorkerServer(AsrServer):
             self._send_state()
             self.draining = False
         await super().drain()
+
+    def release(self, session: Session) -> None:
+        """A session ended: its slot is free now, as in the single process (not only once its
+        TCP connection has closed, which a client that never answers the close can delay)."""
+        if session in self.sessions and isinstance(session.connection, HandedConnection):
+            self._send({"t": "released", "id": session.connection.connection_id})
+        super().release(session)
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError, OSError):

@@ -3,6 +3,7 @@ the shipped demo model, real clips, a real websockets client (asr_service/worker
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -260,3 +261,25 @@ def test_one_autoscaling_line_per_interval_counts_the_streams_of_every_worker():
         for ws in sockets:
             ws.close()
         assert task.stop() == 0
+
+
+def test_workers_drain_and_exit_when_their_supervisor_is_killed():
+    task = TaskProcess()
+    pids = [w["pid"] for w in task.readiness()[1]["workers"]]
+    try:
+        task.process.kill()  # no SIGTERM for the workers: they see the channel close
+        task.process.wait(10)
+
+        def gone(pid: int) -> bool:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                return True
+            return state == "Z"  # exited, waiting for a parent that is gone to reap it
+
+        wait_until(lambda: all(gone(pid) for pid in pids), timeout=30)
+        assert len(task.events("supervisor_gone")) == 2
+    finally:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
