@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +19,18 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from asr_service.settings import Settings
+
 # Closes the WebSocket library decides by itself (the service never gets to send an event first).
 LIBRARY_CLOSES = {
     1002: "protocol_error",
     1007: "invalid_utf8",
     1009: "message_too_big",
 }
+# Frames websockets buffers per connection before it pauses reading the socket (its default is
+# 16). A real-time client sends one small frame every 20-100 ms, and a session reads each at
+# once unless backpressure holds it, so 4 is plenty and bounds what a fast sender can pile up.
+WS_MAX_QUEUE = 4
 # How often a session checks whether the library failed its connection (see library_failed).
 LIBRARY_CLOSE_CHECK_S = 0.25
 
@@ -98,21 +105,37 @@ def library_failed(connection: ServerConnection) -> bool:
 
 async def wait_closed_or_failed(connection: ServerConnection, service_closing: Callable[[], bool]) -> None:
     """Return once the connection is closed, or the library failed it (and the service did not
-    start that close itself: ``service_closing`` tells)."""
+    start that close itself: ``service_closing`` tells).
+
+    Every session runs this for its whole life, so the check is a plain timer callback every
+    ``LIBRARY_CLOSE_CHECK_S``, not a task waking up with a timeout each time.
+    """
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+    timer: asyncio.TimerHandle | None = None
+
+    def finish(_: object = None) -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    def check() -> None:
+        nonlocal timer
+        if finished.done():
+            return
+        if not service_closing() and library_failed(connection):
+            finish()
+        else:
+            timer = loop.call_later(LIBRARY_CLOSE_CHECK_S, check)
+
     closed = asyncio.ensure_future(connection.wait_closed())
+    closed.add_done_callback(finish)
+    timer = loop.call_later(LIBRARY_CLOSE_CHECK_S, check)
     try:
-        while not await _done_within(closed, LIBRARY_CLOSE_CHECK_S):
-            if not service_closing() and library_failed(connection):
-                return
+        await finished
     finally:
+        if timer is not None:
+            timer.cancel()
         closed.cancel()
-
-
-async def _done_within(future: asyncio.Future[Any], seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await asyncio.shield(future)
-    return future.done()
 
 
 def peer_gone(connection: ServerConnection) -> bool:
@@ -135,3 +158,31 @@ def peer_gone(connection: ServerConnection) -> bool:
         return False  # connected, nothing unread
     except OSError:
         return True  # ECONNRESET and the like
+
+
+def websocket_options(settings: Settings, process_request: Callable[..., Any]) -> dict[str, Any]:
+    """websockets' ``serve()`` options for every connection of the service."""
+    return {
+        "process_request": process_request,
+        # Per-connection memory bound (README "Limits"): at most max_queue frames wait in
+        # websockets' buffer before it stops reading the socket, each at most max_size bytes.
+        # Our own MAX_MESSAGE_BYTES check answers with an event + 1009; this hard cap lets the
+        # library refuse a frame over twice the limit before buffering it (1009, no event).
+        "max_size": 2 * settings.max_message_bytes,
+        "max_queue": WS_MAX_QUEUE,
+        # Audio does not compress: permessage-deflate only cost CPU and opened the door to
+        # decompression bombs.
+        "compression": None,
+        "ping_interval": settings.ping_interval_s,
+        "ping_timeout": settings.ping_timeout_s,
+        "close_timeout": 5,
+        "logger": _quiet_websockets_logger(),
+    }
+
+
+def _quiet_websockets_logger() -> logging.Logger:
+    # websockets logs handshake failures with the request line, which may carry ?token=...;
+    # keep its logger to errors only so a token can never reach the logs.
+    logger = logging.getLogger("asr_service.websockets")
+    logger.setLevel(logging.ERROR)
+    return logger

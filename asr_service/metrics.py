@@ -45,6 +45,27 @@ def current_value(metric: Counter | Gauge) -> float:
     raise ValueError(f"{metric!r} has no single value (a labelled metric needs .labels(...))")
 
 
+def autoscaling_record(
+    service_name: str, timestamp: int, active_streams: int, rejected: int, audio_seconds: float
+) -> dict[str, Any]:
+    """The autoscaling record (the DESIGN.md contract): open streams now, refusals and audio seconds
+    since the last record. One shape for the single process and for a task of worker processes."""
+    record = new_record(
+        timestamp,
+        [["ServiceName"]],
+        [("ActiveStreams", "Count"), ("RejectedSessions", "Count"), ("AudioSecondsProcessed", "Seconds")],
+    )
+    record.update(
+        {
+            "ServiceName": service_name,
+            "ActiveStreams": active_streams,
+            "RejectedSessions": rejected,
+            "AudioSecondsProcessed": round(audio_seconds, 3),
+        }
+    )
+    return record
+
+
 # ---------------------------------------------------------------------------- the service's metrics
 class ServiceMetrics:
     def __init__(self, gpu_probe: GpuProbe | None = None) -> None:
@@ -227,18 +248,12 @@ class ServiceMetrics:
     def _autoscaling_record(self, service_name: str, timestamp: int) -> dict[str, Any]:
         rejected = self.rejected_total()
         audio = current_value(self.audio_seconds)
-        record = new_record(
+        record = autoscaling_record(
+            service_name,
             timestamp,
-            [["ServiceName"]],
-            [("ActiveStreams", "Count"), ("RejectedSessions", "Count"), ("AudioSecondsProcessed", "Seconds")],
-        )
-        record.update(
-            {
-                "ServiceName": service_name,
-                "ActiveStreams": int(current_value(self.sessions_active)),
-                "RejectedSessions": int(rejected - self._emf_last_rejected),
-                "AudioSecondsProcessed": round(audio - self._emf_last_audio, 3),
-            }
+            int(current_value(self.sessions_active)),
+            int(rejected - self._emf_last_rejected),
+            audio - self._emf_last_audio,
         )
         self._emf_last_rejected = rejected
         self._emf_last_audio = audio

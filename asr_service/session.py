@@ -39,6 +39,7 @@ from asr_service.engine import BatchingEngine, EngineClosedError, EngineStream, 
 from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics
 from asr_service.protocol import CloseCode, ProtocolError, SessionEndError
+from asr_service.receiver import Receiver
 from asr_service.seed_protocol import SeedAdapter
 from asr_service.settings import Settings
 
@@ -103,6 +104,7 @@ class Session:
         self.close_code: int | None = None
         self.close_reason = ""
         self.client: Client | None = None  # who authenticated (None when auth is off)
+        self.receiver = Receiver(connection, self.settings.idle_timeout_s)
         self._registered = False
         self._released = False
 
@@ -186,6 +188,7 @@ class Session:
         if self._released:
             return
         self._released = True
+        self.receiver.close()
         if self.stream is not None and not self.stream_done.is_set():
             self.stream.cancel()
         if self._registered:
@@ -222,8 +225,7 @@ class Session:
         while True:
             await self._wait_for_room()
             try:
-                async with asyncio.timeout(self.settings.idle_timeout_s):
-                    message = await self.host.until_draining(self.connection.recv())
+                message = None if self.host.draining else await self.receiver.next()
             except TimeoutError:
                 await self.finish_stream()
                 raise SessionEndError.error(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class Settings:
     require_auth: bool = False
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     batch_max_size: int = 32
-    batch_max_wait_ms: float = 5.0
+    batch_max_wait_ms: float = 50.0
     endpoint_silence_ms: float = 600.0
     retry_after_s: int = 5
     service_name: str = "asr-server"
@@ -61,6 +61,9 @@ class Settings:
     #: Who decodes finals of a model with a word LM: flashlight-text's native search, or the Python
     #: one; ``auto`` takes the native one when flashlight-text imports.
     word_decoder: str = "auto"
+    #: Server processes in one task (``asr_service.workers``): ``auto`` = one per usable core on CPU,
+    #: 1 on CUDA; ``1`` = the single-process server.
+    workers: str = "auto"
 
     def __post_init__(self) -> None:
         tokens: object = self.auth_tokens
@@ -137,6 +140,13 @@ _SPECS: tuple[_Spec, ...] = (
         ("--word-decoder",),
         str,
         "finals of a model with a word LM: native (flashlight-text), python, or auto (native if installed)",
+    ),
+    (
+        "workers",
+        "WORKERS",
+        ("--workers",),
+        str,
+        "server processes sharing the port: auto (one per usable core on CPU, 1 on CUDA) or N",
     ),
 )
 
@@ -247,14 +257,13 @@ def validate(settings: Settings) -> None:
         raise SettingsError(
             f"word_decoder must be one of {', '.join(WORD_DECODERS)}, got {settings.word_decoder!r}"
         )
-    # Imported here: the model package pulls in torch, which settings parsing does not need.
-    from asr_service.model.native_lexicon import native_available
-
-    if settings.word_decoder == "native" and not native_available():
+    if settings.word_decoder == "native" and not _native_decoder_available():
         raise SettingsError(
             "WORD_DECODER is native but flashlight-text does not import here "
             "(pip install -r requirements/service.txt), or choose python"
         )
+    if settings.workers != "auto" and not (settings.workers.isdigit() and 1 <= int(settings.workers) <= 256):
+        raise SettingsError(f"workers must be auto or a number 1..256, got {settings.workers!r}")
     if not settings.service_name:
         raise SettingsError("service_name must not be empty")
     if not 0 <= settings.golden_max_wer <= 1:
@@ -274,3 +283,26 @@ def validate(settings: Settings) -> None:
             "anyone. In AWS, ECS injects AUTH_TOKENS from the client-tokens secret; give it clients "
             "with `make rotate-tokens ENV=<env> ADD=<client>`"
         )
+
+
+def _native_decoder_available() -> bool:
+    # Imported only when asked: the model package pulls in torch, which settings parsing (and a
+    # supervisor of worker processes, which never runs a model) does not need.
+    from asr_service.model.native_lexicon import native_available
+
+    return native_available()
+
+
+def resolve_workers(settings: Settings, cuda_available: Callable[[], bool]) -> int:
+    """How many server processes ``WORKERS`` asks for on this machine.
+
+    ``auto``: one per core this process may run on (``sched_getaffinity``, which honours a
+    container's cpuset) on CPU; on CUDA one, since the processes would share one GPU and how many
+    pay off there is unmeasured (README "Worker processes"). ``cuda_available`` is asked only
+    when ``DEVICE`` leaves it open, so a CPU task never imports torch here.
+    """
+    if settings.workers != "auto":
+        return int(settings.workers)
+    device = settings.device
+    on_cuda = device.startswith("cuda") or (device == "auto" and cuda_available())
+    return 1 if on_cuda else max(1, len(os.sched_getaffinity(0)))

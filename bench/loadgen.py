@@ -21,23 +21,29 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile
+import uvloop
 from websockets.asyncio.client import connect
 
-from bench.loadgen_report import StepResult, machine, table
+from bench.cpu import MachineTicks
+from bench.loadgen_report import StepResult, comparison, machine, table
+from bench.pacer import PacedStream, Pacer
+from bench.profile_shares import Profile, classify
+from bench.server_process import ServerProcess
+
+__all__ = ["ServerProcess", "StepResult", "build_stream_audio", "load_clips", "percentile", "table"]
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS_DIR = REPO / "tests" / "data" / "clips"
@@ -96,17 +102,27 @@ def build_stream_audio(clips: list[tuple[np.ndarray, int]], index: int, seconds:
 
 # ---------------------------------------------------------------------------- one stream
 async def run_stream(
-    url: str, pcm: bytes, rate: int, frame_ms: int, start_delay: float, max_slip: float, max_final: float
+    url: str,
+    pcm: bytes,
+    rate: int,
+    frame_ms: int,
+    start_delay: float,
+    max_slip: float,
+    max_final: float,
+    pacer: Pacer,
 ) -> StreamResult:
     await asyncio.sleep(start_delay)
     frame_bytes = rate * frame_ms // 1000 * 2
-    sent: list[tuple[float, float]] = []  # (audio seconds sent so far, monotonic time sent)
+    frame_s = frame_bytes / 2 / rate
     latencies: list[float] = []
-    eof_at = done_at = None
-    slip = 0.0
+    done_at = None
+    frames = [pcm[offset : offset + frame_bytes] for offset in range(0, len(pcm), frame_bytes)]
+    paced: PacedStream | None = None
     try:
         async with connect(url, max_size=None, open_timeout=30) as ws:
             await ws.recv()  # connection
+            paced = PacedStream(ws, frames, frame_ms / 1000, json.dumps({"type": "eof"}).encode())
+            sent = paced.sent  # frame i ends at (i + 1) * frame_s of audio
 
             async def receive() -> None:
                 nonlocal done_at
@@ -114,11 +130,11 @@ async def run_stream(
                     event = json.loads(message)
                     now = time.monotonic()
                     if event["type"] == "partial":
-                        end = event["end"]
-                        for audio_s, at in sent:
-                            if audio_s >= end - 1e-6:
-                                latencies.append(now - at)
-                                break
+                        # The frame that completed the partial's audio (frames are equal; O(1), as
+                        # the load generator's own CPU per stream is part of what the bench reports).
+                        index = max(0, math.ceil(event["end"] / frame_s - 1e-6) - 1)
+                        if index < len(sent):
+                            latencies.append(now - sent[index])
                     elif event["type"] == "done":
                         done_at = now
                     elif event["type"] == "error":
@@ -126,110 +142,17 @@ async def run_stream(
 
             receiver = asyncio.create_task(receive())
             await ws.send(json.dumps({"type": "start", "sample_rate": rate, "encoding": "s16le"}))
-            started = time.monotonic()
-            for index, offset in enumerate(range(0, len(pcm), frame_bytes)):
-                due = started + index * frame_ms / 1000
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                chunk = pcm[offset : offset + frame_bytes]
-                await ws.send(chunk)
-                now = time.monotonic()
-                slip = max(slip, now - due)
-                sent.append(((offset + len(chunk)) / 2 / rate, now))
-            await ws.send(json.dumps({"type": "eof"}))
-            eof_at = time.monotonic()
+            await pacer.add(paced)
             await asyncio.wait_for(receiver, 60)
     except Exception as error:
+        slip = paced.slip if paced is not None else 0.0
         return StreamResult(latencies, None, slip, False, f"{type(error).__name__}: {error}")
+    eof_at = paced.eof_at
     final = done_at - eof_at if done_at is not None and eof_at is not None else None
     # Real time: the client never fell behind its schedule and the server had nothing left to
     # catch up on at eof (a server that lags builds a backlog that shows up as final latency).
-    ok = final is not None and final <= max_final and slip <= max_slip
-    return StreamResult(latencies, final, slip, ok)
-
-
-# ---------------------------------------------------------------------------- the server
-class ServerProcess:
-    """``python -m asr_service`` on free loopback ports; ``log_lines`` keeps its stdout if asked."""
-
-    def __init__(self, server_args: list[str], env: dict[str, str], *, keep_log: bool = False) -> None:
-        self.server_args = server_args
-        self.env = env
-        self.keep_log = keep_log
-        self.log_lines: list[str] = []
-        self.process: subprocess.Popen[str] | None = None
-        self.ws_port = self.health_port = 0
-
-    def __enter__(self) -> ServerProcess:
-        env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
-        command = [
-            sys.executable,
-            "-m",
-            "asr_service",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--health-port",
-            "0",
-        ]
-        self.process = subprocess.Popen(  # noqa: S603 - our own module
-            [*command, "--log-level", "INFO", "--max-sessions", "1000", *self.server_args],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if '"server_ready"' in line:
-                ready = json.loads(line)
-                self.ws_port, self.health_port = ready["ws_port"], ready["health_port"]
-                break
-            if '"startup_failed"' in line:
-                raise SystemExit(f"server failed to start: {line.strip()}")
-        else:
-            raise SystemExit("server exited before it was ready")
-        # Keep draining stdout (session summaries) so the pipe never fills and blocks the server.
-        stdout = self.process.stdout
-        drain = (lambda: self.log_lines.extend(stdout)) if self.keep_log else stdout.read
-        threading.Thread(target=drain, name="server-stdout", daemon=True).start()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def rss_mb(self) -> float:
-        return self._status_mb("VmRSS:")
-
-    def cpu_seconds(self) -> float:
-        assert self.process is not None
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def peak_rss_mb(self) -> float:
-        return self._status_mb("VmHWM:")
-
-    def _status_mb(self, field: str) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-        return 0.0
-
-    def metrics(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/metrics", timeout=5) as r:
-            return dict(json.load(r))
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+    ok = final is not None and final <= max_final and paced.slip <= max_slip
+    return StreamResult(latencies, final, paced.slip, ok)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -239,22 +162,48 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_step(n: int, args: argparse.Namespace, clips: list[tuple[np.ndarray, int]]) -> StepResult:
-    with ServerProcess(args.server_args, {}) as server:
+async def run_step(
+    n: int,
+    args: argparse.Namespace,
+    clips: list[tuple[np.ndarray, int]],
+    server_args: list[str],
+    profile_to: Path | None = None,
+) -> StepResult:
+    with ServerProcess(server_args, {}) as server:
         url = f"ws://127.0.0.1:{server.ws_port}"
         audio = [build_stream_audio(clips, i, args.seconds) for i in range(n)]
+        spy = (
+            asyncio.create_task(start_profiler(server.pid, args.seconds, profile_to))
+            if profile_to is not None
+            else None
+        )
         cpu0, wall0, own0 = server.cpu_seconds(), time.monotonic(), time.process_time()
+        ticks0 = MachineTicks.now()
+        pacer = Pacer()
+        pacing = asyncio.create_task(pacer.run())
         # Stagger starts over one second so chunks do not all complete at the same instant.
         results = await asyncio.gather(
             *(
                 run_stream(
-                    url, pcm, rate, args.frame_ms, i / n, args.max_slip_ms / 1000, args.max_final_ms / 1000
+                    url,
+                    pcm,
+                    rate,
+                    args.frame_ms,
+                    i / n,
+                    args.max_slip_ms / 1000,
+                    args.max_final_ms / 1000,
+                    pacer,
                 )
                 for i, (pcm, rate) in enumerate(audio)
             )
         )
+        pacer.close()
+        await pacing
         wall = time.monotonic() - wall0
+        busy = MachineTicks.now().busy_percent_since(ticks0)
         cpu, own = server.cpu_seconds() - cpu0, time.process_time() - own0
+        if spy is not None:
+            await asyncio.wait_for((await spy).wait(), 30)
         audio_seconds = sum(len(pcm) / 2 / rate for pcm, rate in audio)  # 16-bit samples
         lag = server.metrics()["event_loop_lag"]
         rss = server.peak_rss_mb()
@@ -276,7 +225,62 @@ async def run_step(n: int, args: argparse.Namespace, clips: list[tuple[np.ndarra
         realtime_streams=sum(r.ok for r in results),
         partials=len(partials),
         errors=sorted({r.error for r in results if r.error}),
+        machine_busy_pct=round(busy, 1),
+        workers=_workers_of(server_args),
     )
+
+
+def _workers_of(server_args: list[str]) -> str | None:
+    return server_args[server_args.index("--workers") + 1] if "--workers" in server_args else None
+
+
+async def start_profiler(pid: int, seconds: float, out: Path) -> asyncio.subprocess.Process:
+    """py-spy on the server and its workers for the middle of the step (all streams running)."""
+    await asyncio.sleep(1.5)  # the staggered starts are over
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    duration = max(2, int(seconds) - 3)
+    # --native (which pauses the process per sample): see bench/profile_shares.py for why.
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--native", "--format", "raw"]
+    command += ["--rate", "50", "--duration", str(duration), "--output", str(out)]
+    return await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+def sweep(
+    args: argparse.Namespace, clips: list[tuple[np.ndarray, int]], server_args: list[str]
+) -> list[StepResult]:
+    steps: list[StepResult] = []
+    misses = 0
+    for n in args.counts:
+        step = uvloop.run(run_step(n, args, clips, server_args))
+        steps.append(step)
+        status = "ok" if step.meets(args.target_ms) else "MISSED"
+        print(
+            f"  N={n:>3}: partial p95 {step.partial_p95_ms} ms, final p95 {step.final_p95_ms} ms, "
+            f"lag p99 {step.loop_lag_p99_ms} ms, CPU {step.server_cpu_pct}% "
+            f"({step.server_cpu_ms_per_audio_s} ms per audio s; loadgen {step.loadgen_cpu_ms_per_audio_s}), "
+            f"machine busy {step.machine_busy_pct}%, real-time {step.realtime_streams}/{n} {status} "
+            f"{'; '.join(step.errors)}",
+            flush=True,
+        )
+        misses += not step.meets(args.target_ms)
+        if misses >= args.stop_after_failures:
+            break
+    return steps
+
+
+def capacity_of(steps: list[StepResult], target_ms: float) -> int:
+    passing = [s.streams for s in steps if s.meets(target_ms)]
+    return max(passing) if passing else 0
+
+
+def profile_step(
+    n: int, args: argparse.Namespace, clips: list[tuple[np.ndarray, int]], server_args: list[str], out: Path
+) -> Profile:
+    """One more step at ``n`` streams with py-spy attached (its numbers are not in the table)."""
+    uvloop.run(run_step(n, args, clips, server_args, profile_to=out))
+    return classify(out.read_text().splitlines() if out.exists() else [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,65 +298,92 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stop-after-failures", type=int, default=2, help="stop the sweep after this many misses"
     )
+    parser.add_argument(
+        "--workers",
+        default="",
+        help='server WORKERS values to sweep one after the other, e.g. "1 2" (default: the server\'s)',
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the server at each sweep's capacity: CPU by category"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument(
         "server_args", nargs=argparse.REMAINDER, help="after --: flags for python -m asr_service"
     )
     args = parser.parse_args(argv)
     args.server_args = [a for a in args.server_args if a != "--"]
-    counts = [int(x) for x in args.streams.split(",") if x.strip()]
+    args.counts = [int(x) for x in args.streams.split(",") if x.strip()]
+    workers = args.workers.replace(",", " ").split()
     clips = load_clips()
     rate = clips[0][1]
     print(f"bench: {len(clips)} clips at {rate} Hz, {args.seconds:g} s per stream, server {args.server_args}")
-    steps: list[StepResult] = []
-    misses = 0
-    for n in counts:
-        step = asyncio.run(run_step(n, args, clips))
-        steps.append(step)
-        status = "ok" if step.meets(args.target_ms) else "MISSED"
-        print(
-            f"  N={n:>3}: partial p95 {step.partial_p95_ms} ms, final p95 {step.final_p95_ms} ms, "
-            f"lag p99 {step.loop_lag_p99_ms} ms, CPU {step.server_cpu_pct}% "
-            f"({step.server_cpu_ms_per_audio_s} ms per audio s; loadgen {step.loadgen_cpu_ms_per_audio_s}), "
-            f"real-time {step.realtime_streams}/{n} {status} {'; '.join(step.errors)}",
-            flush=True,
-        )
-        misses += not step.meets(args.target_ms)
-        if misses >= args.stop_after_failures:
-            break
-    passing = [s.streams for s in steps if s.meets(args.target_ms)]
-    capacity = max(passing) if passing else 0
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = "\n".join(
-        [
-            f"# asr_service benchmark {stamp}",
-            "",
-            f"- machine: {machine()}",
-            f"- load average at start: {os.getloadavg()[0]:.2f} (other work on the machine shares the CPUs)",
-            f"- server args: `{' '.join(args.server_args) or '(defaults)'}`; {args.seconds:g} s of speech "
-            f"per stream, {args.frame_ms} ms messages, real-time paced",
-            "",
-            table(steps, args.target_ms),
-            "",
-            f"**Capacity: {capacity} concurrent real-time streams** with p95 partial latency "
-            f"≤ {args.target_ms:g} ms (✗ = a stream fell behind real time or p95 missed the target).",
-        ]
-    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    load_at_start = os.getloadavg()[0]
+    runs: list[dict[str, Any]] = []
+    for count in workers or [None]:
+        server_args = [*args.server_args, *(["--workers", count] if count else [])]
+        if count:
+            print(f"WORKERS={count}:", flush=True)
+        steps = sweep(args, clips, server_args)
+        capacity = capacity_of(steps, args.target_ms)
+        run: dict[str, Any] = {"workers": count, "server_args": server_args, "capacity": capacity}
+        run["steps"] = steps
+        if args.profile:
+            n = capacity or args.counts[0]
+            name = f"{stamp}-w{count}-profile.txt" if count else f"{stamp}-profile.txt"
+            profile = profile_step(n, args, clips, server_args, args.out / name)
+            run["profile"] = {"streams": n, "samples": profile.samples, "by_category": profile.by_category}
+            run["profile_table"] = profile.table()
+            print(
+                f"  profile at N={n} ({profile.samples} samples): "
+                + ", ".join(
+                    f"{category} {100 * profile.share(category):.0f} %" for category in profile.by_category
+                ),
+                flush=True,
+            )
+        runs.append(run)
+    lines = [
+        f"# asr_service benchmark {stamp}",
+        "",
+        f"- machine: {machine()}",
+        f"- load average at start: {load_at_start:.2f} (other work on the machine shares the CPUs)",
+        f"- server args: `{' '.join(args.server_args) or '(defaults)'}`; {args.seconds:g} s of speech "
+        f"per stream, {args.frame_ms} ms messages, real-time paced",
+    ]
+    for run in runs:
+        heading = f"WORKERS={run['workers']}" if run["workers"] else "server defaults"
+        lines += ["", f"## {heading}", "", table(run["steps"], args.target_ms), ""]
+        lines.append(
+            f"**Capacity: {run['capacity']} concurrent real-time streams** with p95 partial latency "
+            f"≤ {args.target_ms:g} ms (✗ = a stream fell behind real time or p95 missed the target)."
+        )
+        if "profile_table" in run:
+            lines += ["", f"Server CPU by category at {run['profile']['streams']} streams (py-spy):", ""]
+            lines.append(run["profile_table"])
+    if len(runs) > 1:
+        lines += ["", "## Side by side", "", comparison(runs, args.target_ms)]
+    report = "\n".join(lines)
     print()
     print(report)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stamp}.md").write_text(report + "\n")
-    result = {
-        "machine": machine(),
-        "args": vars(args) | {"out": str(args.out)},
-        "capacity": capacity,
-        "steps": [dataclasses.asdict(s) for s in steps],
-    }
-    (args.out / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    results = []
+    for run in runs:
+        result = {
+            "machine": machine(),
+            "args": {k: v for k, v in vars(args).items() if k != "counts"} | {"out": str(args.out)},
+            "workers": run["workers"],
+            "capacity": run["capacity"],
+            "steps": [dataclasses.asdict(s) for s in run["steps"]],
+            **({"profile": run["profile"]} if "profile" in run else {}),
+        }
+        suffix = f"-w{run['workers']}" if run["workers"] and len(runs) > 1 else ""
+        (args.out / f"{stamp}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+        results.append(result)
     from bench.plot import plot  # matplotlib only once there is something to draw
 
-    plot([result], args.out / f"{stamp}.png", title=f"asr_service benchmark {stamp}")
-    print(f"\nwritten: {args.out / (stamp + '.md')}, {stamp}.json, {stamp}.png")
+    plot(results, args.out / f"{stamp}.png", title=f"asr_service benchmark {stamp}")
+    print(f"\nwritten: {args.out / (stamp + '.md')}, {stamp}*.json, {stamp}.png")
     return 0
 
 

@@ -35,7 +35,8 @@ from collections.abc import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from bench.loadgen import ServerProcess, build_stream_audio, load_clips
+from bench.loadgen import build_stream_audio, load_clips
+from bench.server_process import ServerProcess
 from bench.soak_clients import (
     START,
     Clients,

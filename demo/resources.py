@@ -166,6 +166,7 @@ def terraform_environment(
         "DEVICE": "cpu",
         "DRAIN_TIMEOUT_S": "90",
         "MAX_SESSIONS": "64",
+        "WORKERS": "2",  # workers_per_task's default for task_cpu 2048: one per vCPU
         "SERVICE_NAME": names.service,
         "MODEL_CACHE_DIR": "/tmp/asr-models",  # noqa: S108 (the container's scratch volume)
         "TMPDIR": "/tmp",  # noqa: S108

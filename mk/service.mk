@@ -6,6 +6,10 @@ SERVE_ARGS ?=
 # Extra flags for the load generator; after `--`, flags for the server it starts, e.g.
 #   make bench BENCH_ARGS="--streams 10,20,40 -- --batch-max-size 64 --device cuda"
 BENCH_ARGS ?=
+# Server WORKERS values measured one after the other in one run, e.g. WORKERS="1 2" (capacity of
+# each, the ratio, machine CPU busy at capacity); PROFILE=1 adds a py-spy step at each capacity.
+WORKERS ?=
+PROFILE ?=
 # Flags for the soak, e.g. SOAK_ARGS="--seed 7 --abrupt 6000" (python -m bench.soak --help).
 SOAK_ARGS ?=
 
@@ -14,8 +18,8 @@ serve: venv ## Run the ASR server locally on the shipped demo model (ws :8765, h
 	$(PY) -m asr_service $(SERVE_ARGS)
 
 ##@ test
-bench: venv system-deps ## Load-test a real local server: concurrent streams vs latency table + PNG plot (bench/results/)
-	nice -n 5 $(PY) -m bench.loadgen $(BENCH_ARGS)
+bench: venv system-deps ## Load-test a real local server: streams vs latency table + PNG (bench/results/); WORKERS="1 2" side by side, PROFILE=1 CPU by category
+	nice -n 5 $(PY) -m bench.loadgen $(if $(WORKERS),--workers "$(WORKERS)") $(if $(PROFILE),--profile) $(BENCH_ARGS)
 
 # bench-plot: RESULTS is one or more bench/results/*.json (default: the newest); OUT the PNG.
 RESULTS ?= $(lastword $(sort $(wildcard bench/results/*.json)))

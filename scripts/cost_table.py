@@ -188,7 +188,7 @@ def render(results: list[dict[str, Any]], stack: Stack) -> str:
             streams, basis = float(cpu_capacity), "measured"
         else:
             streams = per_vcpu * vcpus
-            multi_process = ", needs several server processes per task: not built yet"
+            multi_process = ", one worker process per vCPU: WORKERS"
             basis = "extrapolated" + (multi_process if vcpus > cpu_vcpus else "")
         at_target = per_1000_stream_hours(hour, min(target, streams))
         if streams < target:  # this size saturates before autoscaling reacts

@@ -13,6 +13,7 @@ locals {
       DEVICE          = local.gpu_mode ? "cuda" : "cpu"
       DRAIN_TIMEOUT_S = tostring(var.drain_timeout_seconds)
       MAX_SESSIONS    = tostring(var.max_sessions_per_task)
+      WORKERS         = tostring(local.workers_per_task)
       # The EMF ServiceName dimension must equal the one the ActiveStreams scaling policy reads.
       SERVICE_NAME = local.service_name
       # Never open in AWS: without client tokens (the AUTH_TOKENS secret below) the server exits.

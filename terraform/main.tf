@@ -36,6 +36,10 @@ locals {
   region     = data.aws_region.current.name
 
   gpu_mode = var.capacity_mode == "gpu"
+  # Worker processes per task (README "Worker processes"): one per vCPU on Fargate, one per GPU
+  # task unless measured otherwise. Explicit rather than WORKERS=auto: a Fargate task may see
+  # more cores than it pays for.
+  workers_per_task = coalesce(var.workers_per_task, local.gpu_mode ? 1 : max(1, floor(var.task_cpu / 1024)))
 
   # The container contract of DESIGN.md: one name, two ports, the health paths.
   container_name = "asr-server"

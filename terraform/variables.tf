@@ -227,6 +227,17 @@ variable "task_cpu" {
   }
 }
 
+variable "workers_per_task" {
+  type        = number
+  description = "WORKERS: server processes (count) in one task, each with its own model copy, sharing the task's port and MAX_SESSIONS. null = one per vCPU of task_cpu in cpu mode (one Python process uses about one core), 1 in gpu mode (unmeasured; see the README's Worker processes)."
+  default     = null
+
+  validation {
+    condition     = var.workers_per_task == null ? true : (var.workers_per_task >= 1 && var.workers_per_task <= 64 && floor(var.workers_per_task) == var.workers_per_task)
+    error_message = "workers_per_task must be null (one per vCPU) or a whole number from 1 to 64."
+  }
+}
+
 variable "task_memory" {
   type        = number
   description = "Memory per task in MiB (must be a valid Fargate pairing with task_cpu in cpu mode, and fit the instance in gpu mode)."

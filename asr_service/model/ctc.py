@@ -76,9 +76,15 @@ def greedy_decode_batch(
 _VOWELS = frozenset("aeiouy")
 
 
-def _spelling_distance(a: str, b: str) -> float:
+def _spelling_distance(a: str, b: str, cutoff: float = float("inf")) -> float:
     """Levenshtein distance where swapping one vowel for another costs 0.5: a model that spells
-    by ear mostly confuses vowels ("hevy" for "heavy"), so those are the cheaper mistakes."""
+    by ear mostly confuses vowels ("hevy" for "heavy"), so those are the cheaper mistakes.
+
+    Above ``cutoff`` the exact value does not matter (``inf`` may be returned as soon as it is sure):
+    no step lowers the cost, so a row's minimum bounds the distance from below. Partials correct
+    every word the model spells anew against the whole word list, which made this loop a visible
+    share of the server's CPU under load.
+    """
     previous = [float(j) for j in range(len(b) + 1)]
     for i, ca in enumerate(a, start=1):
         current = [float(i)]
@@ -90,6 +96,8 @@ def _spelling_distance(a: str, b: str) -> float:
             else:
                 substitute = 1.0
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + substitute))
+        if min(current) > cutoff:
+            return float("inf")
         previous = current
     return previous[-1]
 
@@ -127,7 +135,8 @@ class Lexicon:
         best, best_key = word, (float(limit) + 0.25, 1)
         for length in range(len(word) - limit, len(word) + limit + 1):
             for candidate in self._by_length.get(length, ()):
-                distance = _spelling_distance(word, candidate)
+                # Candidates farther than the best so far are given up early (same result).
+                distance = _spelling_distance(word, candidate, best_key[0])
                 # Ties go to the candidate sharing the first letter, then alphabetical (sorted lists).
                 key: tuple[float, int] = (distance, 0 if candidate[:1] == word[:1] else 1)
                 if key < best_key:

@@ -115,6 +115,10 @@ run "gpu_mode_prod" {
     error_message = "gpu mode must run the model on cuda"
   }
   assert {
+    condition     = jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[index(jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[*].name, "WORKERS")].value == "1"
+    error_message = "gpu mode runs one worker per task unless workers_per_task says otherwise"
+  }
+  assert {
     condition     = aws_lb_listener.http.default_action[0].type == "redirect" && aws_lb_listener.https[0].default_action[0].type == "forward"
     error_message = "with a certificate, HTTP redirects and HTTPS forwards"
   }
@@ -164,6 +168,10 @@ run "cpu_mode_dev" {
   assert {
     condition     = aws_lb_target_group.asr.deregistration_delay == "90" && jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].stopTimeout == 120
     error_message = "deregistration delay follows the drain budget, stop timeout is 120 s"
+  }
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[index(jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[*].name, "WORKERS")].value == "2"
+    error_message = "cpu mode runs one worker per vCPU (task_cpu 2048: two)"
   }
   assert {
     condition     = aws_ssm_parameter.names["cluster-name"].name == "/ezspeech/dev/cluster-name"
@@ -219,6 +227,32 @@ run "tokens_in_extra_environment_are_rejected" {
   }
 
   expect_failures = [var.extra_environment]
+}
+
+run "workers_per_task_is_passed_as_workers" {
+  command = apply
+
+  variables {
+    environment      = "dev"
+    capacity_mode    = "cpu"
+    workers_per_task = 3
+  }
+
+  assert {
+    condition     = jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[index(jsondecode(aws_ecs_task_definition.asr.container_definitions)[0].environment[*].name, "WORKERS")].value == "3"
+    error_message = "an explicit workers_per_task becomes the container's WORKERS"
+  }
+}
+
+run "fractional_workers_per_task_is_rejected" {
+  command = plan
+
+  variables {
+    environment      = "dev"
+    workers_per_task = 1.5
+  }
+
+  expect_failures = [var.workers_per_task]
 }
 
 run "idle_timeout_below_300_is_rejected" {

@@ -56,6 +56,7 @@ class ServerProcess:
         env.update(
             {"PYTHONPATH": str(REPO), "SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", "HEALTH_PORT": "0"}
         )
+        env["WORKERS"] = "1"  # the gate of one process (with more, each worker passes its own)
         env.update(env_extra)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "asr_service"],

@@ -125,3 +125,18 @@ def test_decoder_with_lexicon_corrects_finished_words_only() -> None:
     assert decoder.partial_text == "abc ca"
     segment = decoder.finalize()
     assert segment is not None and segment.text == "abc cab"
+
+
+def test_spelling_distance_gives_up_only_above_its_cutoff():
+    import random
+
+    from asr_service.model.ctc import _spelling_distance
+
+    rng = random.Random(5)
+    for _ in range(500):
+        a = "".join(rng.choice("abeiost") for _ in range(rng.randint(0, 8)))
+        b = "".join(rng.choice("abeiost") for _ in range(rng.randint(0, 8)))
+        exact = _spelling_distance(a, b)
+        cutoff = rng.choice([0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+        found = _spelling_distance(a, b, cutoff)
+        assert found == exact if exact <= cutoff else found in (exact, float("inf"))

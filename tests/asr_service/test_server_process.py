@@ -28,7 +28,9 @@ def checkpoint(tmp_path_factory) -> tuple[Path, str]:
 
 def _spawn(env_extra: dict[str, str], *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "AUTH_"))}
+    # The single-process server (WORKERS=1); tests/asr_service/test_server_workers.py runs several.
     env.update({"PYTHONPATH": str(REPO), "SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0", "HEALTH_PORT": "0"})
+    env.setdefault("WORKERS", "1")
     env.update(env_extra)
     return subprocess.Popen(
         [sys.executable, "-m", "asr_service", *args],

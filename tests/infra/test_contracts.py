@@ -112,6 +112,8 @@ def _resolve(expression: str, tf: TerraformConfig, gpu: bool) -> str:
         return str(tf.variables[expression[4:]]["default"])
     if expression == 'local.gpu_mode ? "cuda" : "cpu"':
         return "cuda" if gpu else "cpu"
+    if expression == "local.workers_per_task":  # the default: one per vCPU on Fargate, one on a GPU
+        return "1" if gpu else str(max(1, int(tf.variables["task_cpu"]["default"]) // 1024))
     if expression == "local.service_name":
         return f"{tf.variables['project']['default']}-dev-asr"
     if expression.startswith("local."):
@@ -136,6 +138,7 @@ def test_the_task_definition_environment_passes_the_server_validation(tf: Terraf
     assert (settings.port, settings.health_port) == (tf.locals["websocket_port"], tf.locals["health_port"])
     assert settings.drain_timeout_s == tf.variables["drain_timeout_seconds"]["default"]
     assert settings.service_name == environ["SERVICE_NAME"]
+    assert settings.workers == ("1" if gpu else "2")
 
 
 def test_drain_budget_fits_the_stop_timeout(tf: TerraformConfig, compose_services: dict[str, Any]) -> None:

@@ -220,6 +220,21 @@ def test_the_dashboard_finds_the_sam_stack_that_samconfig_deploys(tf):
     assert tf.variables["project"]["default"] == "ezspeech"
 
 
+def _names_event(node: ast.expr, event: str, tree: ast.Module) -> bool:
+    """``"event"``, or ``self.READY_EVENT`` where the module sets ``READY_EVENT = "event"``."""
+    if isinstance(node, ast.Constant):
+        return bool(node.value == event)
+    if isinstance(node, ast.Attribute):
+        return any(
+            isinstance(assign, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == node.attr for t in assign.targets)
+            and isinstance(assign.value, ast.Constant)
+            and assign.value.value == event
+            for assign in ast.walk(tree)
+        )
+    return False
+
+
 def _logged_fields(source: Path, function: str, event: str) -> set[str]:
     """Keyword fields of ``log.info("<event>", ...)`` in ``function``, plus any ``**info`` dict keys
     that the module builds as a literal in ``load_configured_model``."""
@@ -234,12 +249,7 @@ def _logged_fields(source: Path, function: str, event: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == function:
             for call in ast.walk(node):
-                if (
-                    isinstance(call, ast.Call)
-                    and call.args
-                    and isinstance(call.args[0], ast.Constant)
-                    and call.args[0].value == event
-                ):
+                if isinstance(call, ast.Call) and call.args and _names_event(call.args[0], event, tree):
                     found = True
                     fields |= {k.arg for k in call.keywords if k.arg}
     assert found, f"{function} logs no {event}"

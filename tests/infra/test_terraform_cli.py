@@ -94,6 +94,8 @@ def test_terraform_test_gpu_and_cpu_modes_with_mocked_provider(
         "gpu_mode_prod",
         "cpu_mode_dev",
         "idle_timeout_below_300_is_rejected",
+        "workers_per_task_is_passed_as_workers",
+        "fractional_workers_per_task_is_rejected",
         "dashboard_renders_for_the_stack",  # dashboard.tftest.hcl
         "automation_stack_name_can_be_overridden",
     ):
