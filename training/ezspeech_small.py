@@ -11,10 +11,11 @@ has after training, so the model then takes the user's path into the server
 - ``train-summary.json``: the recipe, the data, the validation history.
 
 Same maths as the served model (it *is* the served module): per-utterance normalised log-mel
-features, 8x depthwise-striding subsampling, rel-pos Conformer layers, a 1x1 conv CTC head whose
-last output is the blank. Only the sizes are smaller, so that it trains in about half an hour on
-two CPU cores. Examples are one to three training sentences joined with short pauses, so the model
-sees contexts of 2-10 s, about what a chunked decoding window holds.
+features, depthwise-striding subsampling, rel-pos Conformer layers, a 1x1 conv CTC head whose
+last output is the blank. Only the sizes are smaller (and the subsampling 4x instead of ctc_sc's
+8x, see :class:`SmallConformerConfig`), so that it trains in about 20 minutes on one CPU core.
+Some examples are two or three training sentences joined with short pauses, so the model also
+sees contexts of 5-10 s, about what a chunked decoding window holds.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class SmallTrainConfig:
     #: Chance that an example joins a second (and then a third) sentence.
     join_probability: float = 0.2
     pause_s: tuple[float, float] = (0.15, 0.8)
-    #: Augmentation is kept light: in a half-hour budget, SpecAugment and heavy noise kept the
+    #: Augmentation is kept light: in a short budget, SpecAugment and heavy noise kept the
     #: model on the CTC plateau (predicting only the likeliest pieces) for the whole run.
     spec_augment: bool = False
     noise_probability: float = 0.5
