@@ -27,8 +27,9 @@ from collections.abc import Callable
 
 import torch
 
+from asr_service.decoding.chunked import ChunkedSettings
 from asr_service.decoding.results import Segment, StreamUpdate
-from asr_service.decoding.selection import strategy_for
+from asr_service.decoding.selection import DEFAULT_FULL_CONTEXT_STRATEGY, strategy_for
 from asr_service.decoding.strategy import DecodeStrategy, StepItem, StreamDecoder
 from asr_service.logging_setup import get_logger
 from asr_service.model.interface import AcousticModel
@@ -187,10 +188,16 @@ class BatchingEngine:
         endpoint_silence_s: float = 0.6,
         on_batch: Callable[[int, float], None] | None = None,
         strategy: DecodeStrategy | None = None,
+        full_context_strategy: str = DEFAULT_FULL_CONTEXT_STRATEGY,
+        chunked_settings: ChunkedSettings | None = None,
     ) -> None:
         self.model = model
         self.device = device
-        self.strategy = strategy if strategy is not None else strategy_for(model, device)
+        self.strategy = (
+            strategy
+            if strategy is not None
+            else strategy_for(model, device, full_context_strategy, chunked_settings)
+        )
         self.sample_rate = int(model.sample_rate)
         self.chunk_samples = int(model.chunk_samples)
         self.lookahead_samples = int(model.lookahead_samples)

@@ -32,7 +32,7 @@ from asr_service.logging_setup import get_logger
 from asr_service.metrics import ServiceMetrics, current_value
 from asr_service.model.interface import AcousticModel
 from asr_service.session import Session
-from asr_service.settings import Settings
+from asr_service.settings import Settings, chunked_settings
 from asr_service.ui.routes import add_ui_routes, page_config_of
 
 log = get_logger(component="server")
@@ -150,6 +150,8 @@ class AsrServer:
                 max_wait_s=self.settings.batch_max_wait_ms / 1000,
                 endpoint_silence_s=self.settings.endpoint_silence_ms / 1000,
                 on_batch=self._on_batch,
+                full_context_strategy=self.settings.full_context_strategy,
+                chunked_settings=chunked_settings(self.settings),
             )
             started = time.perf_counter()
             await asyncio.to_thread(engine.warm_up)

@@ -12,9 +12,12 @@ import argparse
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asr_service.auth import AuthConfigError, ClientTable, parse_client_tokens
+
+if TYPE_CHECKING:
+    from asr_service.decoding.chunked import ChunkedSettings
 
 DEFAULT_DRAIN_TIMEOUT_S = 90.0  # below ECS's maximum 120 s stop timeout, leaving room to exit
 
@@ -64,6 +67,13 @@ class Settings:
     #: Server processes in one task (``asr_service.workers``): ``auto`` = one per usable core on CPU,
     #: 1 on CUDA; ``1`` = the single-process server.
     workers: str = "auto"
+    #: How a full-context model (EzSpeech's Conformer) streams: ``chunked`` windows of fixed cost
+    #: or the ``growing-window`` re-decode (asr_service.decoding). Streaming models ignore it.
+    full_context_strategy: str = "chunked"
+    #: The chunked windows (asr_service.decoding.chunked.ChunkedSettings; same defaults, tested).
+    chunked_chunk_s: float = 1.6
+    chunked_left_s: float = 2.4
+    chunked_right_s: float = 0.8
 
     def __post_init__(self) -> None:
         tokens: object = self.auth_tokens
@@ -148,6 +158,21 @@ _SPECS: tuple[_Spec, ...] = (
         str,
         "server processes sharing the port: auto (one per usable core on CPU, 1 on CUDA) or N",
     ),
+        "full_context_strategy",
+        "FULL_CONTEXT_STRATEGY",
+        ("--full-context-strategy",),
+        str,
+        "how full-context models stream: chunked (bounded cost) or growing-window",
+    ),
+    (
+        "chunked_chunk_s",
+        "CHUNKED_CHUNK_S",
+        ("--chunked-chunk-s",),
+        float,
+        "chunked: audio committed per decode",
+    ),
+    ("chunked_left_s", "CHUNKED_LEFT_S", ("--chunked-left-s",), float, "chunked: left context seconds"),
+    ("chunked_right_s", "CHUNKED_RIGHT_S", ("--chunked-right-s",), float, "chunked: right context seconds"),
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -257,6 +282,19 @@ def validate(settings: Settings) -> None:
         raise SettingsError(
             f"word_decoder must be one of {', '.join(WORD_DECODERS)}, got {settings.word_decoder!r}"
         )
+    # Imported here: the decoding package pulls in torch, which argument parsing does not need.
+    from asr_service.decoding.selection import FULL_CONTEXT_STRATEGIES
+
+    if settings.full_context_strategy not in FULL_CONTEXT_STRATEGIES:
+        raise SettingsError(
+            f"FULL_CONTEXT_STRATEGY must be one of {', '.join(FULL_CONTEXT_STRATEGIES)}, "
+            f"got {settings.full_context_strategy!r}"
+        )
+    try:
+        chunked_settings(settings)
+    except ValueError as error:
+        raise SettingsError(f"CHUNKED_CHUNK_S / CHUNKED_LEFT_S / CHUNKED_RIGHT_S: {error}") from None
+
     if settings.word_decoder == "native" and not _native_decoder_available():
         raise SettingsError(
             "WORD_DECODER is native but flashlight-text does not import here "
@@ -306,3 +344,12 @@ def resolve_workers(settings: Settings, cuda_available: Callable[[], bool]) -> i
     device = settings.device
     on_cuda = device.startswith("cuda") or (device == "auto" and cuda_available())
     return 1 if on_cuda else max(1, len(os.sched_getaffinity(0)))
+
+
+def chunked_settings(settings: Settings) -> ChunkedSettings:
+    """The chunked strategy's window from the server settings (ValueError when out of range)."""
+    from asr_service.decoding.chunked import ChunkedSettings
+
+    return ChunkedSettings(
+        chunk_s=settings.chunked_chunk_s, left_s=settings.chunked_left_s, right_s=settings.chunked_right_s
+    )

@@ -1,7 +1,10 @@
-# Serving existing EzSpeech checkpoints.
-.PHONY: convert-ezspeech bench-ezspeech
+# Serving existing EzSpeech checkpoints, and the small EzSpeech-layout model trained here.
+.PHONY: convert-ezspeech bench-ezspeech bench-ezspeech-rtf ezspeech-small-model
 # EzSpeech files carry their training config as pickled objects: reading them is opt-in.
 ALLOW_PICKLE ?=
+# The small ctc_sc-layout Conformer trained on the synthetic corpus (tests, bench-ezspeech).
+EZSPEECH_SMALL_DIR := build/ezspeech-small
+EZSPEECH_SMALL_MODEL := asr_service/model_files/ezspeech-small/ctc_sc_small.pt
 ##@ model
 convert-ezspeech: venv ## Convert an EzSpeech CKPT=... TOKENIZER=... into OUT=... (safe format; ALLOW_PICKLE=1 for .ckpt files)
 	@[ -n "$(CKPT)" ] && [ -n "$(TOKENIZER)" ] && [ -n "$(OUT)" ] || \
@@ -9,6 +12,17 @@ convert-ezspeech: venv ## Convert an EzSpeech CKPT=... TOKENIZER=... into OUT=..
 	$(PY) -m ezspeech_convert "$(CKPT)" --tokenizer "$(TOKENIZER)" --out "$(OUT)" $(if $(ALLOW_PICKLE),--allow-pickle) \
 		|| { rc=$$?; [ -n "$(ALLOW_PICKLE)" ] || echo "(make: pass ALLOW_PICKLE=1 to read a file with pickled objects)" >&2; exit $$rc; }
 
+# The exact recipe of $(EZSPEECH_SMALL_MODEL): train in EzSpeech's own checkpoint layout
+# (last.ckpt + tokenizer.model, what an EzSpeech user has), then take the user's path in.
+ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Conformer (synthetic speech; ~25 min on 2 cores after the corpus) and convert it
+	nice -n 5 $(PY) -m training.ezspeech_small --out-dir $(EZSPEECH_SMALL_DIR) $(TRAIN_ARGS)
+	$(MAKE) convert-ezspeech CKPT=$(EZSPEECH_SMALL_DIR)/last.ckpt TOKENIZER=$(EZSPEECH_SMALL_DIR)/tokenizer.model \
+		OUT=$(EZSPEECH_SMALL_MODEL)
+	cp $(EZSPEECH_SMALL_DIR)/train-summary.json $(dir $(EZSPEECH_SMALL_MODEL))train-summary.json
+
 ##@ test
-bench-ezspeech: venv ## Parameter count + real-time factor of the 12-layer EzSpeech model on DEVICE=cpu|cuda
+bench-ezspeech: venv system-deps ## chunked vs growing-window vs whole-utterance: WER, CPU per audio second, eof → final, full-size streams per core
+	nice -n 5 $(PY) -m bench.ezspeech_strategies --json bench/results/ezspeech-strategies.json $(BENCH_ARGS)
+
+bench-ezspeech-rtf: venv ## Parameter count + real-time factor of the 12-layer EzSpeech model on DEVICE=cpu|cuda
 	$(PY) bench/ezspeech_rtf.py --device $(or $(DEVICE),cpu) $(BENCH_ARGS)

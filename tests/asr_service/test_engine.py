@@ -114,11 +114,30 @@ def test_cancelled_streams_are_dropped_without_decoding(engine_factory):
     assert engine.open_streams in (0, 1)  # dropped on the worker's next pass
 
 
-@pytest.mark.parametrize(("streaming", "expected"), [(True, "streaming"), (False, "growing-window")])
-def test_the_engine_picks_the_strategy_from_the_models_declared_kind(streaming, expected):
+@pytest.mark.parametrize(
+    ("streaming", "full_context", "expected"),
+    [
+        (True, None, "streaming"),
+        (True, "growing-window", "streaming"),  # a streaming model needs neither
+        (False, None, "chunked"),
+        (False, "chunked", "chunked"),
+        (False, "growing-window", "growing-window"),
+    ],
+)
+def test_the_engine_picks_the_strategy_from_the_models_kind_and_the_setting(
+    streaming, full_context, expected
+):
     model = FakeStreamingModel()
     model.streaming = streaming
-    assert BatchingEngine(model, torch.device("cpu")).strategy_name == expected
+    kwargs = {} if full_context is None else {"full_context_strategy": full_context}
+    assert BatchingEngine(model, torch.device("cpu"), **kwargs).strategy_name == expected
+
+
+def test_an_unknown_full_context_strategy_is_refused():
+    model = FakeStreamingModel()
+    model.streaming = False
+    with pytest.raises(ValueError, match="one of chunked, growing-window, got 'sliding'"):
+        BatchingEngine(model, torch.device("cpu"), full_context_strategy="sliding")
 
 
 def test_stream_decoder_numbers_segments_and_gives_eof_an_empty_final():

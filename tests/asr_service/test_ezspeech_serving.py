@@ -11,91 +11,15 @@ import pytest
 import torch
 
 from asr_client.transcribe import read_audio, transcribe_samples
-from asr_service.decoding.growing_window import STRATEGY_NAME, GrowingWindowSettings, GrowingWindowStrategy
+from asr_service.decoding.growing_window import GrowingWindowSettings, GrowingWindowStrategy
 from asr_service.engine import BatchingEngine
 from asr_service.model.checkpoint import load_checkpoint
-from asr_service.model.ctc import tokens_to_text
 from asr_service.server import load_configured_model
 from ezspeech_convert.convert import convert
 from tests.asr_service import ezspeech_fakes as fakes
 from tests.asr_service.helpers import Collector, http_get
+from tests.asr_service.region_model import FRAME, RATE, RegionModel, regions, run, whole_decode
 from tests.asr_service.wsclient import stream_native
-
-RATE = 16000
-FRAME = 1280  # 80 ms, like EzSpeech's ×8 subsampled 10 ms frames
-
-
-class RegionModel(torch.nn.Module):
-    """Full-context fake: one token per loud region, naming the region's length in frames.
-
-    A decoder that looked at chunks alone would see regions cut at chunk edges and name them
-    wrongly, so the text tells whether words were cut.
-    """
-
-    streaming = False
-    sample_rate = RATE
-    chunk_samples = 2 * FRAME  # 0.16 s: regions span several chunks; windows start on the frame grid
-    lookahead_samples = 0
-    frame_shift_s = FRAME / RATE
-    blank_id = 12
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens = [*(f"▁r{k}" for k in range(1, 13)), "<blank>"]
-        self.calls: list[list[int]] = []  # the lengths of every forward_full
-
-    def num_frames(self, num_samples: int) -> int:
-        return num_samples // FRAME
-
-    def initial_state(self, batch_size, device):
-        return ()
-
-    def stream_step(self, audio, state):
-        raise NotImplementedError
-
-    def forward_full(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.calls.append(lengths.tolist())
-        frames = [self.num_frames(int(n)) for n in lengths]
-        width = max(frames)
-        best = torch.full((len(frames), width), self.blank_id)
-        for row, count in enumerate(frames):
-            pieces = audio[row, : count * FRAME].reshape(count, FRAME)
-            loud = [*(pieces.pow(2).mean(dim=1).sqrt() > 0.05).tolist(), False]
-            start = None
-            for frame, is_loud in enumerate(loud):
-                if is_loud and start is None:
-                    start = frame
-                elif not is_loud and start is not None:
-                    best[row, (start + frame) // 2] = min(frame - start, 12) - 1
-                    start = None
-        log_probs = torch.log_softmax(torch.nn.functional.one_hot(best, len(self.tokens)).float() * 20, -1)
-        return log_probs, torch.tensor(frames)
-
-
-def regions(*spec: tuple[float, float]) -> np.ndarray:
-    """(loud seconds, quiet seconds) pairs -> audio."""
-    parts = []
-    for loud, quiet in spec:
-        t = np.arange(round(loud * RATE)) / RATE
-        parts += [0.3 * np.sin(2 * np.pi * 300 * t), np.zeros(round(quiet * RATE))]
-    return np.concatenate(parts).astype(np.float32)
-
-
-def whole_decode(model: RegionModel, audio: np.ndarray) -> str:
-    log_probs, lengths = model.forward_full(torch.from_numpy(audio)[None], torch.tensor([audio.size]))
-    best = log_probs[0, : lengths[0]].argmax(-1).tolist()
-    return tokens_to_text([t for t in best if t != model.blank_id], model.tokens)
-
-
-def run(engine: BatchingEngine, audio: np.ndarray, piece: int = 1000) -> Collector:
-    collector = Collector()
-    stream = engine.open_stream(collector)
-    samples = torch.from_numpy(audio)
-    for offset in range(0, len(samples), piece):
-        stream.feed(samples[offset : offset + piece])
-    stream.finish()
-    assert collector.done.wait(20)
-    return collector
 
 
 @pytest.fixture
@@ -209,10 +133,17 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.parametrize("strategy", ["chunked", "growing-window"])
 def test_server_streams_a_converted_ezspeech_model_like_offline_transcription(
-    start_server, converted: Path, tmp_path: Path
+    start_server, converted: Path, tmp_path: Path, strategy: str
 ) -> None:
-    server = start_server(load_configured_model, model_path=str(converted), endpoint_silence_ms=60_000.0)
+    # 3 s of audio: less than one chunked window (4.8 s), so both strategies decode it whole.
+    server = start_server(
+        load_configured_model,
+        model_path=str(converted),
+        endpoint_silence_ms=60_000.0,
+        full_context_strategy=strategy,
+    )
     wav = fakes.write_wav(tmp_path / "clip.wav", 3.0, seed=4)
     pcm = read_audio(wav, RATE)
     events, code = stream_native(server.url, pcm.numpy(), frame_ms=100)
@@ -225,7 +156,7 @@ def test_server_streams_a_converted_ezspeech_model_like_offline_transcription(
     assert finals[0]["text"] == expected
 
     status, _headers, body = http_get(server.health_port, "/metrics")
-    assert status == 200 and json.loads(body)["decode_strategy"] == STRATEGY_NAME
+    assert status == 200 and json.loads(body)["decode_strategy"] == strategy
 
 
 def test_audio_sent_at_once_is_not_re_decoded_chunk_by_chunk_after_eof(make_engine) -> None:

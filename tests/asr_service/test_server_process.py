@@ -104,3 +104,10 @@ def test_invalid_configuration_exits_2_naming_the_setting():
     _out, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "MAX_SESSIONS must be an integer, got 'many'" in err
+
+
+def test_an_unknown_full_context_strategy_stops_the_start_naming_the_choices():
+    process = _spawn({"FULL_CONTEXT_STRATEGY": "sliding"})
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "FULL_CONTEXT_STRATEGY must be one of chunked, growing-window, got 'sliding'" in err

@@ -60,6 +60,16 @@ def test_seed_flags_keep_working():
         ({"DRAIN_TIMEOUT_S": "-1"}, "drain_timeout_s must be > 0"),
         ({"MODEL_SHA256": "abc"}, "model_sha256 must be 64 hexadecimal characters"),
         ({"MODEL_URI": "s3://bucket-only"}, "MODEL_URI must look like s3://bucket/key"),
+        (
+            {"FULL_CONTEXT_STRATEGY": "growing"},
+            "FULL_CONTEXT_STRATEGY must be one of chunked, growing-window, got 'growing'",
+        ),
+        (
+            {"CHUNKED_CHUNK_S": "0"},
+            "CHUNKED_CHUNK_S / CHUNKED_LEFT_S / CHUNKED_RIGHT_S: chunked chunk_s must be > 0",
+        ),
+        ({"CHUNKED_LEFT_S": "-1"}, "chunked left_s and right_s must be >= 0"),
+        ({"CHUNKED_RIGHT_S": "soon"}, "CHUNKED_RIGHT_S must be a number, got 'soon'"),
     ],
 )
 def test_bad_values_raise_a_settings_error_naming_them(env, message):
@@ -90,3 +100,17 @@ def test_require_auth_without_tokens_names_the_fix():
         load_settings(["--require-auth", "true"], {})
     settings = load_settings([], {"REQUIRE_AUTH": "true", "AUTH_TOKENS": '{"web": "tok"}'})
     assert settings.require_auth and settings.auth_tokens.names == ("web",)
+
+
+def test_full_context_strategy_defaults_to_chunked_and_growing_window_is_selectable():
+    from asr_service.decoding.chunked import ChunkedSettings
+    from asr_service.settings import chunked_settings
+
+    default = load_settings([], {})
+    assert default.full_context_strategy == "chunked"
+    assert chunked_settings(default) == ChunkedSettings()  # one set of defaults, two places
+    chosen = load_settings(
+        ["--chunked-chunk-s", "0.96"], {"FULL_CONTEXT_STRATEGY": "growing-window", "CHUNKED_LEFT_S": "1.6"}
+    )
+    assert chosen.full_context_strategy == "growing-window"
+    assert chunked_settings(chosen) == ChunkedSettings(chunk_s=0.96, left_s=1.6, right_s=0.8)
