@@ -158,6 +158,7 @@ _SPECS: tuple[_Spec, ...] = (
         str,
         "server processes sharing the port: auto (one per usable core on CPU, 1 on CUDA) or N",
     ),
+    (
         "full_context_strategy",
         "FULL_CONTEXT_STRATEGY",
         ("--full-context-strategy",),
