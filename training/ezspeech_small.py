@@ -42,6 +42,7 @@ from asr_service.model.ctc import greedy_decode_batch
 from ops.progress import progress
 from training import data
 from training.augment import augment
+from training.ctc_step import ctc_update
 from training.metrics import error_rates
 from training.train import SpecAugment, learning_rate
 
@@ -365,19 +366,18 @@ def train(
                 for g in optimizer.param_groups:
                     g["lr"] = schedule.lr(step, time_fraction())
                 log_probs, out_lens = log_probs_for_training(model, batch, lens, spec_augment)
-                loss = ctc(
-                    log_probs.transpose(0, 1),
-                    torch.tensor([t for seq in targets for t in seq]),
-                    out_lens,
-                    torch.tensor([len(seq) for seq in targets]),
+                loss = ctc_update(
+                    model=model,
+                    optimizer=optimizer,
+                    ctc=ctc,
+                    log_probs=log_probs,
+                    out_lens=out_lens,
+                    targets=targets,
+                    grad_clip=cfg.grad_clip,
                 )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
                 step += 1
                 report.update(1)
-                running = loss.item() if step == 1 else 0.95 * running + 0.05 * loss.item()
+                running = loss if step == 1 else 0.95 * running + 0.05 * loss
                 if step % cfg.log_every == 0:
                     elapsed = time.time() - train_start
                     say(

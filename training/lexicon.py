@@ -52,6 +52,21 @@ def tune(
     return replace(BeamSettings(), lm_weight=best["lm_weight"], word_bonus=best["word_bonus"]), results
 
 
+def save_with_decoder(path: Path, loaded: Any, raw: dict[str, Any], **decoder: Any) -> str:
+    """Rewrite a checkpoint's weights and features unchanged with a word decoder attached
+    (``decoder``: metadata, lexicon, word_lm, decoder_settings, ...); returns its sha256."""
+    return save_checkpoint(
+        path,
+        arch=loaded.arch,
+        hparams=loaded.hparams,
+        features=loaded.features,
+        tokens=loaded.tokens,
+        blank_id=loaded.blank_id,
+        state_dict=raw["state_dict"],
+        **decoder,
+    )
+
+
 def attach(path: Path, workers: int = 2) -> tuple[str, dict[str, Any]]:
     loaded = load_checkpoint(path)  # validates the file before we rewrite it
     raw = torch.load(path, map_location="cpu", weights_only=True)
@@ -79,18 +94,8 @@ def attach(path: Path, workers: int = 2) -> tuple[str, dict[str, Any]]:
         "dev_cer": chosen["cer"],
     }
     metadata = dict(raw.get("metadata") or {}) | decoder_info
-    digest = save_checkpoint(
-        path,
-        arch=loaded.arch,
-        hparams=loaded.hparams,
-        features=loaded.features,
-        tokens=loaded.tokens,
-        blank_id=loaded.blank_id,
-        state_dict=raw["state_dict"],
-        metadata=metadata,
-        lexicon=words,
-        word_lm=lm,
-        decoder_settings=settings,
+    digest = save_with_decoder(
+        path, loaded, raw, metadata=metadata, lexicon=words, word_lm=lm, decoder_settings=settings
     )
     return digest, {**decoder_info, "grid": grid}
 

@@ -30,6 +30,7 @@ from ops.progress import progress
 from training import data
 from training.augment import augment
 from training.batches import Prefetcher
+from training.ctc_step import ctc_update
 from training.metrics import error_rates
 from training.open_vocab import data as open_data
 
@@ -251,19 +252,18 @@ def train(
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(step, cfg, time_fraction())
                     log_probs, out_lens = model.forward_full(batch, lens)
-                    loss = ctc(
-                        log_probs.transpose(0, 1),
-                        torch.tensor([t for seq in targets for t in seq]),
-                        out_lens,
-                        torch.tensor([len(seq) for seq in targets]),
+                    loss = ctc_update(
+                        model=model,
+                        optimizer=optimizer,
+                        ctc=ctc,
+                        log_probs=log_probs,
+                        out_lens=out_lens,
+                        targets=targets,
+                        grad_clip=cfg.grad_clip,
                     )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    optimizer.step()
                     step += 1
                     report.update(1)
-                    running = loss.item() if step == 1 else 0.98 * running + 0.02 * loss.item()
+                    running = loss if step == 1 else 0.98 * running + 0.02 * loss
                     if step % cfg.log_every == 0:
                         elapsed = time.time() - train_start
                         say(

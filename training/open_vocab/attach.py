@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from asr_service.model.checkpoint import load_checkpoint, save_checkpoint
+from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import greedy_decode
 from asr_service.model.lexicon_beam import BeamSettings
 from asr_service.model.native_lexicon import NativeLexiconDecoder
 from asr_service.model.ngram_lm import NgramLm
 from asr_service.model.transcribe import stream_log_probs
 from training.augment import augment
+from training.lexicon import save_with_decoder
 from training.metrics import error_rates
 from training.open_vocab import data, kneser_ney
 
@@ -126,14 +127,10 @@ def attach(
     if output != path:
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, output)
-    digest = save_checkpoint(
+    digest = save_with_decoder(
         output,
-        arch=loaded.arch,
-        hparams=loaded.hparams,
-        features=loaded.features,
-        tokens=loaded.tokens,
-        blank_id=loaded.blank_id,
-        state_dict=raw["state_dict"],
+        loaded,
+        raw,
         metadata=metadata,
         lexicon=words,
         word_lm=lm,
