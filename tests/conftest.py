@@ -4,6 +4,10 @@ so no test can reach a real account even by accident."""
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+
+import pytest
 
 #: ``platform`` and ``load_handler`` (a moto account, a cold handler import): tests/functions and
 #: tests/ops both use them, and a fixture is shared across folders only from here. The network
@@ -32,3 +36,16 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(autouse=True)
+def _torch_grad_mode_restored() -> Iterator[None]:
+    """CLI entry points (the converter, offline transcription, the EzSpeech bench) switch autograd
+    off for their whole process; tests call them in-process, so grad mode is put back after each
+    test. torch is consulted only when a test already imported it (Lambda tests never do)."""
+    torch = sys.modules.get("torch")
+    enabled = torch.is_grad_enabled() if torch is not None else True
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_grad_enabled(enabled)
