@@ -22,7 +22,7 @@ ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Confo
 
 ##@ test
 bench-ezspeech: venv system-deps ## chunked vs growing-window vs whole-utterance: WER, CPU per audio second, eof → final, full-size streams per core
-	nice -n 5 $(PY) -m bench.ezspeech_strategies --json bench/results/ezspeech-strategies.json $(BENCH_ARGS)
+	nice -n 5 $(PY) -m bench.ezspeech_strategies --json bench/results/ezspeech/strategies.json $(BENCH_ARGS)
 
 bench-ezspeech-rtf: venv ## Parameter count + real-time factor of the 12-layer EzSpeech model on DEVICE=cpu|cuda
 	$(PY) bench/ezspeech_rtf.py --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
