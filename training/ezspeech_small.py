@@ -54,7 +54,7 @@ DEFAULT_OUT = data.REPO / "build" / "ezspeech-small"
 class SmallConformerConfig:
     """Sizes of the small model; everything else is ``ctc_sc``'s (subsampling 8, kernel 9, ...)."""
 
-    vocab_size: int = 256
+    vocab_size: int = 128
     d_model: int = 144
     n_layers: int = 5
     n_heads: int = 4
@@ -84,7 +84,7 @@ class SmallConformerConfig:
 @dataclass(frozen=True)
 class SmallTrainConfig:
     steps: int = 20000  # an upper bound: the time budget ends training first
-    max_minutes: float = 20.0
+    max_minutes: float = 25.0
     batch_seconds: float = 60.0  # padded audio seconds per batch
     lr: float = 1e-3
     warmup_steps: int = 150
@@ -101,6 +101,10 @@ class SmallTrainConfig:
     #: model on the CTC plateau (predicting only the likeliest pieces) for the whole run.
     spec_augment: bool = False
     noise_probability: float = 0.5
+    #: Curriculum: for this first fraction of the time budget, single sentences without noise.
+    #: A Conformer leaves the CTC plateau sooner on clean single sentences (diagnostic runs at
+    #: lr 1e-3: smoothed loss 3.46 at step 350 clean against 3.93 at step 875 with noise and joins).
+    clean_fraction: float = 0.5
     snr_db: tuple[float, float] = (15.0, 40.0)
     log_every: int = 25
     validate_every: int = 200
@@ -351,12 +355,17 @@ def train(
                     stopped_early = True
                     say(f"time budget of {cfg.max_minutes} min reached at step {step}; stopping")
                     break
+                if time_fraction() < cfg.clean_fraction:
+                    group = [ids[:1] for ids in group]
+                    noise_prob = 0.0
+                else:
+                    noise_prob = cfg.noise_probability
                 audios = [
                     augment(
                         join_audio(train_corpus.audio, ids, np_rng, cfg),
                         np_rng,
                         snr_db=cfg.snr_db,
-                        noise_prob=cfg.noise_probability,
+                        noise_prob=noise_prob,
                     )
                     for ids in group
                 ]
@@ -451,6 +460,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validate-every", type=int, default=SmallTrainConfig.validate_every)
     parser.add_argument("--warmup-steps", type=int, default=SmallTrainConfig.warmup_steps)
     parser.add_argument("--join-probability", type=float, default=SmallTrainConfig.join_probability)
+    parser.add_argument(
+        "--clean-fraction",
+        type=float,
+        default=SmallTrainConfig.clean_fraction,
+        help="first fraction of the budget on single clean sentences",
+    )
     parser.add_argument("--spec-augment", action="store_true", help="SpecAugment the features")
     args = parser.parse_args(argv)
     cfg = SmallTrainConfig(
@@ -462,6 +477,7 @@ def main(argv: list[str] | None = None) -> None:
         validate_every=args.validate_every,
         warmup_steps=args.warmup_steps,
         join_probability=args.join_probability,
+        clean_fraction=args.clean_fraction,
         spec_augment=args.spec_augment,
     )
     model_cfg = SmallConformerConfig(
@@ -474,6 +490,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if not math.isfinite(cfg.max_minutes) or cfg.max_minutes <= 0:
         parser.error("--max-minutes must be positive")
+    if not 0.0 <= cfg.clean_fraction <= 1.0:
+        parser.error("--clean-fraction must be between 0 and 1")
     train(cfg, model_cfg, data.DataSpec(), args.out_dir)
 
 
