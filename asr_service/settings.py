@@ -72,7 +72,7 @@ class Settings:
     full_context_strategy: str = "chunked"
     #: The chunked windows (asr_service.decoding.chunked.ChunkedSettings; same defaults, tested).
     chunked_chunk_s: float = 1.6
-    chunked_left_s: float = 2.4
+    chunked_left_s: float = 1.6
     chunked_right_s: float = 0.8
 
     def __post_init__(self) -> None:

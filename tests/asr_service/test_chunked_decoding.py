@@ -177,6 +177,30 @@ def test_a_stream_shorter_than_a_window_is_decoded_once_as_a_whole(make_engine) 
     assert model.calls == [[audio.size]]
 
 
+def test_a_stream_within_one_window_gets_a_whole_utterance_final(make_engine) -> None:
+    model = RegionModel()
+    # 1.9 s: longer than chunk + right (a window is decoded for partials before eof), shorter
+    # than one window (2.08 s); the 0.9 s region crosses the first step's edge.
+    audio = regions((0.3, 0.2), (0.9, 0.5))
+    collector = run(make_engine(model, endpoint_silence_s=5.0), audio)
+    assert len(model.calls) >= 2 and model.calls[0] != [audio.size]
+    assert model.calls[-1] == [audio.size]  # the eof decode is the whole stream
+    assert collector.finals() == [whole_decode(model, audio)]
+
+
+def test_longer_streams_and_streams_after_an_endpoint_keep_their_windows(make_engine) -> None:
+    model = RegionModel()
+    longer = regions((0.3, 0.2), (0.9, 0.2), (0.6, 0.3))  # 2.5 s > one window
+    run(make_engine(model, endpoint_silence_s=5.0), longer)
+    assert all(max(call) <= WINDOW for call in model.calls)
+    # 1.7 s with an endpoint after the first word: the eof final holds only the second word
+    # (re-decoding the whole stream would say the first one again).
+    paused = regions((0.3, 0.9), (0.3, 0.2))
+    collector = run(make_engine(RegionModel(), endpoint_silence_s=0.5), paused)
+    segments = [s for u in collector.updates for s in u.finals]
+    assert [(s.text, s.reason) for s in segments] == [("r4", "endpoint"), ("r4", "eof")]
+
+
 def test_audio_sent_at_once_costs_one_decode_per_step(make_engine) -> None:
     model = RegionModel()
     audio = regions(*[(0.4, 0.16)] * 8)  # 4.5 s queued before the worker reads any of it
