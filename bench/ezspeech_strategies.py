@@ -115,12 +115,13 @@ def strategies(chunked: ChunkedSettings) -> dict[str, StrategyFactory]:
     }
 
 
-def held_out(count: int) -> tuple[list[str], list[np.ndarray]]:
-    """The first ``count`` held-out sentences (training.data's test set) with seeded noise."""
+def held_out(count: int, part: str = "test") -> tuple[list[str], list[np.ndarray]]:
+    """The first ``count`` held-out sentences with seeded noise: training.data's ``test`` set, or
+    its ``dev`` set (for choosing settings, so that the test set stays a held-out measure)."""
     from training import data
     from training.augment import augment
 
-    corpus = data.corpus("test", data.DataSpec(), log=False)
+    corpus = data.corpus(part, data.DataSpec(), log=False)
     rng = np.random.default_rng(NOISE_SEED)
     count = min(count, len(corpus.texts))
     audio = [augment(a, rng, snr_db=(10.0, 40.0)) for a in corpus.audio[:count]]
@@ -161,8 +162,10 @@ def exact_length(audio: torch.Tensor, seconds: float) -> torch.Tensor:
     return audio[: int(seconds * 16000)]
 
 
-def wer_table(model: EzSpeechCTC, chunked: ChunkedSettings, sentences: int, streams: int) -> dict[str, Any]:
-    texts, audio = held_out(sentences)
+def wer_table(
+    model: EzSpeechCTC, chunked: ChunkedSettings, sentences: int, streams: int, part: str = "test"
+) -> dict[str, Any]:
+    texts, audio = held_out(sentences, part)
     out: dict[str, Any] = {"sentences": len(texts), "streams_20s": streams}
     factories = strategies(chunked)
     single: dict[str, list[str]] = {"whole-utterance": [], **{name: [] for name in factories}}
@@ -302,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=SMALL_MODEL)
     parser.add_argument("--sentences", type=int, default=200, help="held-out sentences for WER")
     parser.add_argument("--streams", type=int, default=20, help="20 s joined streams for WER")
-    parser.add_argument("--repeats", type=int, default=2, help="cost runs per stream (best is kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="cost runs per stream (best is kept)")
     parser.add_argument("--chunk-s", type=float, default=ChunkedSettings.chunk_s)
     parser.add_argument("--left-s", type=float, default=ChunkedSettings.left_s)
     parser.add_argument("--right-s", type=float, default=ChunkedSettings.right_s)
