@@ -1,5 +1,5 @@
 # Serving existing EzSpeech checkpoints, and the small EzSpeech-layout model trained here.
-.PHONY: convert-ezspeech bench-ezspeech bench-ezspeech-rtf ezspeech-small-model
+.PHONY: convert-ezspeech bench-ezspeech bench-chunked-geometry bench-ezspeech-rtf ezspeech-small-model
 # EzSpeech files carry their training config as pickled objects: reading them is opt-in.
 ALLOW_PICKLE ?=
 # The small ctc_sc-layout Conformer trained on the synthetic corpus (tests, bench-ezspeech).
@@ -14,7 +14,7 @@ convert-ezspeech: venv ## Convert an EzSpeech CKPT=... TOKENIZER=... into OUT=..
 
 # The exact recipe of $(EZSPEECH_SMALL_MODEL): train in EzSpeech's own checkpoint layout
 # (last.ckpt + tokenizer.model, what an EzSpeech user has), then take the user's path in.
-ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Conformer (synthetic speech; ~25 min on 2 cores after the corpus) and convert it
+ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Conformer (synthetic speech; 25-minute budget, synthesis included) and convert it
 	nice -n 5 $(PY) -m training.ezspeech_small --out-dir $(EZSPEECH_SMALL_DIR) $(TRAIN_ARGS)
 	$(MAKE) convert-ezspeech CKPT=$(EZSPEECH_SMALL_DIR)/last.ckpt TOKENIZER=$(EZSPEECH_SMALL_DIR)/tokenizer.model \
 		OUT=$(EZSPEECH_SMALL_MODEL)
@@ -23,6 +23,9 @@ ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Confo
 ##@ test
 bench-ezspeech: venv system-deps ## chunked vs growing-window vs whole-utterance: WER, CPU per audio second, eof → final, full-size streams per core
 	nice -n 5 $(PY) -m bench.ezspeech_strategies --json bench/results/ezspeech/strategies.json $(BENCH_ARGS)
+
+bench-chunked-geometry: venv system-deps ## chunked window geometries (left + chunk + right) on the development sentences: WER against CPU per audio second
+	nice -n 5 $(PY) -m bench.chunked_geometry --json bench/results/ezspeech/chunked-geometry.json $(BENCH_ARGS)
 
 bench-ezspeech-rtf: venv ## Parameter count + real-time factor of the 12-layer EzSpeech model on DEVICE=cpu|cuda
 	$(PY) bench/ezspeech_rtf.py --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
