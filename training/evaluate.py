@@ -98,14 +98,27 @@ def evaluate_streaming(
     for name, timed in others.items():
         d_wer, d_cer = error_rates(corpus.texts, by_decoder[name])
         compared[name] = {"wer": d_wer, "cer": d_cer, "ms_per_final": timed.ms_per_final}
-    wer, cer = error_rates(corpus.texts, served)
-    lexicon_wer, lexicon_cer = error_rates(corpus.texts, corrected)
-    greedy_wer, greedy_cer = error_rates(corpus.texts, plain)
-    wrong = [(r, h) for r, h in zip(corpus.texts, served, strict=True) if r != h]
     return {
-        "utterances": len(served),
+        **decoding_rates(corpus.texts, served, corrected, plain, examples=8),
         "lexicon_words": len(lexicon.words) if lexicon else 0,
         "word_lm": word_decoder is not None,
+        "word_decoder": getattr(word_decoder, "name", None),
+        "word_decoders": compared,
+    }
+
+
+def decoding_rates(
+    refs: list[str], served: list[str], corrected: list[str], plain: list[str], examples: int
+) -> dict[str, Any]:
+    """WER/CER of the three decodings of the same log-probs (served = word search, corrected =
+    greedy + lexicon snapping, plain = greedy), the share of exact sentences, and the first
+    ``examples`` wrong (reference, served) pairs: the figures both evaluations report."""
+    wer, cer = error_rates(refs, served)
+    lexicon_wer, lexicon_cer = error_rates(refs, corrected)
+    greedy_wer, greedy_cer = error_rates(refs, plain)
+    wrong = [(r, h) for r, h in zip(refs, served, strict=True) if r != h]
+    return {
+        "utterances": len(served),
         "wer": wer,
         "cer": cer,
         "lexicon_wer": lexicon_wer,
@@ -113,9 +126,7 @@ def evaluate_streaming(
         "greedy_wer": greedy_wer,
         "greedy_cer": greedy_cer,
         "sentence_accuracy": 1 - len(wrong) / max(1, len(served)),
-        "word_decoder": getattr(word_decoder, "name", None),
-        "word_decoders": compared,
-        "examples_wrong": wrong[:8],
+        "examples_wrong": wrong[:examples],
     }
 
 

@@ -31,8 +31,7 @@ from asr_service.model.interface import AcousticModel
 from asr_service.model.transcribe import stream_blocks
 from training import data as grammar_data
 from training.augment import augment
-from training.evaluate import EVAL_SEED, TimedDecoder, _decode
-from training.metrics import error_rates
+from training.evaluate import EVAL_SEED, TimedDecoder, _decode, decoding_rates
 from training.open_vocab import data
 
 SETS = ("open / en-us default", "open / varied voices", "grammar / varied voices")
@@ -138,22 +137,10 @@ def evaluate_set(
         plain.append(_decode(model, blocks, None))
         corrected.append(_decode(model, blocks, lexicon) if lexicon else plain[-1])
         served.append(_decode(model, blocks, lexicon, timed) if timed else corrected[-1])
-    wer, cer = error_rates(corpus.texts, served)
-    lexicon_wer, lexicon_cer = error_rates(corpus.texts, corrected)
-    greedy_wer, greedy_cer = error_rates(corpus.texts, plain)
-    wrong = [(r, h) for r, h in zip(corpus.texts, served, strict=True) if r != h]
     return {
-        "utterances": len(served),
-        "wer": wer,
-        "cer": cer,
-        "lexicon_wer": lexicon_wer,
-        "lexicon_cer": lexicon_cer,
-        "greedy_wer": greedy_wer,
-        "greedy_cer": greedy_cer,
-        "sentence_accuracy": 1 - len(wrong) / max(1, len(served)),
+        **decoding_rates(corpus.texts, served, corrected, plain, examples=10),
         "ms_per_final": timed.ms_per_final if timed else 0.0,
         "confusions": confusions(corpus.texts, served),
-        "examples_wrong": wrong[:10],
     }
 
 
