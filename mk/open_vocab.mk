@@ -40,7 +40,7 @@ open-vocab-deps: $(OPEN_VOCAB_STAMP) ## apt-install the open-vocabulary text sou
 
 demo-model-open: venv system-deps open-vocab-deps ## Train the open-vocabulary demo model into OPEN_MODEL (~90 min on 2 cores)
 	@mkdir -p $(OPEN_WORK) && date +%s > $(OPEN_WORK)/started-at
-	nice -n 2 $(PY) -m training.train --text open --output $(OPEN_MODEL) $(OPEN_TRAIN_ARGS)
+	nice -n 2 $(PY) -m training.train --text open --targets phonemes --output $(OPEN_MODEL) $(OPEN_TRAIN_ARGS)
 	$(PY) -m training.open_vocab.attach --model $(OPEN_MODEL) --json $(OPEN_WORK)/decoder-tuning.json $(OPEN_ATTACH_ARGS)
 	$(PY) -m training.evaluate --model $(OPEN_MODEL) --json $(OPEN_WORK)/eval.json $(GRAMMAR_EVAL_ARGS)
 	$(PY) -m training.open_vocab.evaluate --model $(OPEN_MODEL) --label "$(notdir $(OPEN_MODEL))" \

@@ -57,6 +57,8 @@ class TimedDecoder:
 
     def __init__(self, inner: WordDecoder) -> None:
         self.inner = inner
+        # A phoneme model's search writes all its text; timed here as whole-segment finals.
+        self.pronounced = bool(getattr(inner, "pronounced", False))
         self.seconds = 0.0
         self.calls = 0
 
@@ -98,8 +100,13 @@ def evaluate_streaming(
     for name, timed in others.items():
         d_wer, d_cer = error_rates(corpus.texts, by_decoder[name])
         compared[name] = {"wer": d_wer, "cer": d_cer, "ms_per_final": timed.ms_per_final}
+    rates = decoding_rates(corpus.texts, served, corrected, plain, examples=8)
+    if getattr(word_decoder, "pronounced", False):
+        # A phoneme model's greedy text is phonemes: no word rates without the word search
+        # (``training.open_vocab.evaluate`` reports its phoneme error rate instead).
+        rates |= {k: None for k in ("lexicon_wer", "lexicon_cer", "greedy_wer", "greedy_cer")}
     return {
-        **decoding_rates(corpus.texts, served, corrected, plain, examples=8),
+        **rates,
         "lexicon_words": len(lexicon.words) if lexicon else 0,
         "word_lm": word_decoder is not None,
         "word_decoder": getattr(word_decoder, "name", None),
@@ -202,12 +209,14 @@ def main(argv: list[str] | None = None) -> None:
             f"  word decoder {kind}: WER {numbers['wer']:.2%}  CER {numbers['cer']:.2%}  "
             f"{numbers['ms_per_final']:.2f} ms per final (second pass only, one thread)"
         )
-    if result["word_lm"]:
+    if result["greedy_wer"] is None:
+        print("greedy CTC: phonemes, not words (make eval-open reports their phoneme error rate)")
+    elif result["word_lm"]:
         print(
             "greedy CTC + lexicon correction: "
             f"WER {result['lexicon_wer']:.2%}  CER {result['lexicon_cer']:.2%}"
         )
-    if result["lexicon_words"]:
+    if result["lexicon_words"] and result["greedy_wer"] is not None:
         print(
             f"greedy CTC alone (no lexicon): WER {result['greedy_wer']:.2%}  CER {result['greedy_cer']:.2%}"
         )

@@ -25,7 +25,6 @@ import io
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +43,7 @@ from training import data
 from training.augment import augment
 from training.ctc_step import ctc_update
 from training.metrics import error_rates
+from training.synth import espeak_version
 from training.train import SpecAugment, learning_rate
 
 SAMPLE_RATE = data.synth.SAMPLE_RATE
@@ -289,16 +289,6 @@ def save_lightning_checkpoint(
         tmp,
     )
     tmp.replace(path)
-
-
-def espeak_version() -> str:
-    try:
-        result = subprocess.run(  # noqa: S603
-            [data.synth.espeak_binary(), "--version"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError, RuntimeError):
-        return "unknown"
-    return result.stdout.strip()
 
 
 def train(

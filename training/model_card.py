@@ -79,10 +79,10 @@ def render(
         f"| **WER (what the server returns: beam search + word LM)** | **{result['wer']:.2%}** |",
         f"| **CER (what the server returns: beam search + word LM)** | **{result['cer']:.2%}** |",
         "| WER (greedy CTC + lexicon correction: the partials' decoding) "
-        f"| {result.get('lexicon_wer', 0):.2%} |",
-        f"| CER (greedy CTC + lexicon correction) | {result.get('lexicon_cer', 0):.2%} |",
-        f"| WER (greedy CTC alone) | {result.get('greedy_wer', result['wer']):.2%} |",
-        f"| CER (greedy CTC alone) | {result.get('greedy_cer', result['cer']):.2%} |",
+        f"| {_rate(result, 'lexicon_wer', 0)} |",
+        f"| CER (greedy CTC + lexicon correction) | {_rate(result, 'lexicon_cer', 0)} |",
+        f"| WER (greedy CTC alone) | {_rate(result, 'greedy_wer', result['wer'])} |",
+        f"| CER (greedy CTC alone) | {_rate(result, 'greedy_cer', result['cer'])} |",
         f"| sentences exactly right | {result['sentence_accuracy']:.1%} |",
         "| real-time factor, one stream, 1 CPU thread (model + all decoding) "
         f"| {result['rtf_1_thread']:.4f} |",
@@ -106,7 +106,9 @@ def render(
         "",
         "Validation during training (whole-utterance greedy, first held-out sentences):",
         "",
-        "| step | loss | WER | CER |",
+        "| step | loss | WER | CER |"
+        if meta.get("targets") != "phonemes"
+        else "| step | loss | word-pronunciation error rate | phoneme error rate |",
         "|---|---|---|---|",
     ]
     for row in meta.get("validation", []):
@@ -124,6 +126,12 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def _rate(result: dict[str, Any], key: str, default: float) -> str:
+    """A rate as a percentage; a phoneme model has no greedy word rates (it writes phonemes)."""
+    value = result.get(key, default)
+    return "n/a (phoneme model: only the word search writes words)" if value is None else f"{value:.2%}"
 
 
 def main(argv: list[str] | None = None) -> None:

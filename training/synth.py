@@ -74,6 +74,16 @@ def espeak_binary() -> str:
     return found
 
 
+def espeak_version() -> str:
+    try:
+        result = subprocess.run(  # noqa: S603
+            [espeak_binary(), "--version"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError, RuntimeError):
+        return "unknown"
+    return result.stdout.strip()
+
+
 def synthesize(text: str, voice: Voice) -> np.ndarray:
     """Speak ``text``; return float32 mono audio at 16 kHz."""
     # The text is one argv entry (no shell); a leading "-" cannot become an option because the

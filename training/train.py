@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -23,7 +22,7 @@ import torch
 from torch import nn
 
 from asr_service.model.checkpoint import DEFAULT_MODEL_PATH, save_checkpoint
-from asr_service.model.ctc import greedy_decode_batch
+from asr_service.model.ctc import collapse, tokens_to_text
 from asr_service.model.features import LogMelSettings
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
 from ops.progress import progress
@@ -33,6 +32,8 @@ from training.batches import Prefetcher
 from training.ctc_step import ctc_update
 from training.metrics import error_rates
 from training.open_vocab import data as open_data
+from training.open_vocab import phoneme_targets
+from training.synth import espeak_version
 
 WORK_DIR = data.REPO / "build" / "demo-train"
 
@@ -133,32 +134,70 @@ def learning_rate(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> fl
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def validate(model: StreamingGruCtc, test: data.synth.Corpus, count: int) -> tuple[float, float, list[str]]:
-    """WER/CER of greedy whole-utterance decoding on the first ``count`` held-out utterances."""
+@dataclass(frozen=True)
+class Targets:
+    """What the model learns to write: letters (``CHAR_TOKENS``) or espeak-ng's phonemes
+    (``training.open_vocab.phoneme_targets``): the vocabulary, each training utterance's token
+    ids, and the validation references in the form ``score`` compares."""
+
+    kind: str
+    tokens: list[str]
+    train: list[list[int]]
+    references: list[str]
+
+    def hypothesis(self, ids: list[int]) -> str:
+        if self.kind == "phonemes":
+            return phoneme_targets.as_text(ids, self.tokens)
+        return tokens_to_text(ids, self.tokens)
+
+    def score(self, hyps: list[str]) -> tuple[float, float]:
+        """(WER, CER) for letters; (word-pronunciation error rate, phoneme error rate) for phonemes."""
+        refs = self.references[: len(hyps)]
+        if self.kind == "phonemes":
+            return phoneme_targets.phoneme_error_rate(refs, hyps)
+        return error_rates(refs, hyps)
+
+
+def letter_targets(train_corpus: data.synth.Corpus, test_corpus: data.synth.Corpus) -> Targets:
+    return Targets(
+        "letters", CHAR_TOKENS, [encode_text(t) for t in train_corpus.texts], list(test_corpus.texts)
+    )
+
+
+def phoneme_targets_for(train_corpus: data.synth.Corpus, test_corpus: data.synth.Corpus) -> Targets:
+    """Each utterance's phonemes in its own voice's accent (cached beside the open corpora)."""
+    train = phoneme_targets.targets_for(train_corpus.texts, train_corpus.voices, open_data.CACHE_DIR)
+    dev = phoneme_targets.targets_for(test_corpus.texts, test_corpus.voices, open_data.CACHE_DIR)
+    tokens = phoneme_targets.phoneme_tokens(train)
+    known = set(tokens)
+    # A development phoneme the training text never shows cannot be written: score it as missed.
+    references = [" ".join("_".join(p for p in word if p in known) for word in words) for words in dev]
+    ids = [phoneme_targets.encode(words, tokens) for words in train]
+    return Targets("phonemes", tokens, ids, references)
+
+
+def validate(
+    model: StreamingGruCtc, test: data.synth.Corpus, count: int, targets: Targets
+) -> tuple[float, float, list[str]]:
+    """Greedy whole-utterance error rates (``Targets.score``) on the first ``count`` held-out
+    utterances."""
     model.eval()
     count = min(count, len(test.texts))
     rng = np.random.default_rng(0)
     hyps: list[str] = []
-    refs = test.texts[:count]
     with torch.no_grad():
         for start in range(0, count, 16):
             audios = [augment(a, rng, snr_db=(10, 40)) for a in test.audio[start : min(count, start + 16)]]
             batch, lengths = collate(audios)
             log_probs, out_lengths = model.forward_full(batch, lengths)
-            hyps.extend(greedy_decode_batch(log_probs, out_lengths, CHAR_TOKENS, 0))
+            best = log_probs.argmax(dim=-1).tolist()
+            hyps.extend(
+                targets.hypothesis(collapse(row[:n], 0))
+                for row, n in zip(best, out_lengths.tolist(), strict=True)
+            )
     model.train()
-    wer, cer = error_rates(refs, hyps)
+    wer, cer = targets.score(hyps)
     return wer, cer, hyps
-
-
-def espeak_version() -> str:
-    try:
-        result = subprocess.run(  # noqa: S603
-            [data.synth.espeak_binary(), "--version"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError, RuntimeError):
-        return "unknown"
-    return result.stdout.strip()
 
 
 def save(model: StreamingGruCtc, path: Path, config: StreamingGruCtcConfig, metadata: dict[str, Any]) -> str:
@@ -167,7 +206,7 @@ def save(model: StreamingGruCtc, path: Path, config: StreamingGruCtcConfig, meta
         arch=ARCH_NAME,
         hparams=config.to_dict(),
         features=model.feature_settings.to_dict(),
-        tokens=CHAR_TOKENS,
+        tokens=model.tokens,
         blank_id=0,
         state_dict=model.state_dict(),
         metadata=metadata,
@@ -181,9 +220,15 @@ def train(
     output: Path,
     workers: int,
     open_spec: open_data.OpenSpec | None = None,
+    target_kind: str = "letters",
 ) -> dict[str, Any]:
     """Train on the grammar sentences, or with ``open_spec`` on the open-vocabulary mix
-    (``training.open_vocab.data``: validation then runs on its development sentences)."""
+    (``training.open_vocab.data``: validation then runs on its development sentences).
+    ``target_kind`` "phonemes" (open text only) trains on espeak-ng's phonemes instead of letters."""
+    if target_kind not in ("letters", "phonemes"):
+        raise ValueError(f"target_kind must be letters or phonemes, got {target_kind!r}")
+    if target_kind == "phonemes" and open_spec is None:
+        raise ValueError("phoneme targets are built for the open-vocabulary recipe (--text open)")
     wall_start = time.time()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -197,6 +242,11 @@ def train(
         train_corpus = data.corpus("train", spec, workers=workers)
         test_corpus = data.corpus("test", spec, workers=workers)
         data.check_disjoint(train_corpus.texts, test_corpus.texts)
+    targets = (
+        phoneme_targets_for(train_corpus, test_corpus)
+        if target_kind == "phonemes"
+        else letter_targets(train_corpus, test_corpus)
+    )
     synth_minutes = (time.time() - wall_start) / 60
     print(
         f"data: {len(train_corpus.texts)} train utterances ({train_corpus.seconds() / 3600:.1f} h), "
@@ -205,7 +255,7 @@ def train(
         flush=True,
     )
 
-    model = StreamingGruCtc(model_cfg, LogMelSettings(), CHAR_TOKENS)
+    model = StreamingGruCtc(model_cfg, LogMelSettings(), targets.tokens)
     feature_statistics(model, train_corpus, np_rng)
     model.spec_augment = SpecAugment()
     model.train()
@@ -214,7 +264,6 @@ def train(
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    targets_all = [encode_text(t) for t in train_corpus.texts]
     # Length after augmentation padding is at most +0.7 s; sort by the raw length.
     lengths = [a.size + int(0.35 * data.synth.SAMPLE_RATE) for a in train_corpus.audio]
     WORK_DIR.mkdir(parents=True, exist_ok=True)
@@ -248,7 +297,7 @@ def train(
                         break
                     batch, lens = torch.from_numpy(batch_np), torch.from_numpy(lens_np)
                     audio_seconds += float(lens.sum()) / data.synth.SAMPLE_RATE
-                    targets = [targets_all[i] for i in batch_ids]
+                    batch_targets = [targets.train[i] for i in batch_ids]
                     for group in optimizer.param_groups:
                         group["lr"] = learning_rate(step, cfg, time_fraction())
                     log_probs, out_lens = model.forward_full(batch, lens)
@@ -258,7 +307,7 @@ def train(
                         ctc=ctc,
                         log_probs=log_probs,
                         out_lens=out_lens,
-                        targets=targets,
+                        targets=batch_targets,
                         grad_clip=cfg.grad_clip,
                     )
                     step += 1
@@ -272,16 +321,16 @@ def train(
                             f"{elapsed / step:.2f} s/step {audio_seconds / elapsed:.0f} audio-s/s"
                         )
                     if step % cfg.validate_every == 0 or step == cfg.steps:
-                        wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances)
+                        wer, cer, hyps = validate(model, test_corpus, cfg.validation_utterances, targets)
                         history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
                         say(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}")
-                        for ref, hyp in list(zip(test_corpus.texts, hyps, strict=False))[:3]:
+                        for ref, hyp in list(zip(targets.references, hyps, strict=False))[:3]:
                             say(f"   ref: {ref}\n   hyp: {hyp}")
                         save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
     finally:
         prefetch.close()
     if not history or history[-1]["step"] != step:
-        wer, cer, _ = validate(model, test_corpus, cfg.validation_utterances)
+        wer, cer, _ = validate(model, test_corpus, cfg.validation_utterances, targets)
         history.append({"step": step, "loss": running, "wer": wer, "cer": cer})
         print(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}", flush=True)
 
@@ -296,6 +345,9 @@ def train(
         "train_config": asdict(cfg),
         "data": asdict(spec),
         "text": "open" if open_spec is not None else "grammar",
+        # For phonemes the validation history's "wer"/"cer" are the word-pronunciation and phoneme
+        # error rates of greedy decoding (no lexicon), not word/character error rates.
+        "targets": targets.kind,
         **({"open_data": asdict(open_spec)} if open_spec is not None else {}),
         "train_utterances": len(train_corpus.texts),
         "train_hours": round(train_corpus.seconds() / 3600, 2),
@@ -332,6 +384,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--text", choices=("grammar", "open"), default="grammar", help="training sentences")
     parser.add_argument("--open-train", type=int, default=open_data.OPEN_TRAIN, help="--text open: WordNet")
     parser.add_argument("--grammar-train", type=int, default=open_data.GRAMMAR_TRAIN, help="--text open")
+    parser.add_argument(
+        "--targets",
+        choices=("letters", "phonemes"),
+        default="letters",
+        help="what the model writes (phonemes: --text open)",
+    )
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         steps=args.steps,
@@ -348,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.text == "open"
         else None
     )
-    train(cfg, spec, model_cfg, args.output, args.workers, open_spec)
+    train(cfg, spec, model_cfg, args.output, args.workers, open_spec, args.targets)
 
 
 if __name__ == "__main__":

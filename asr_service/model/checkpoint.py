@@ -12,6 +12,9 @@ Layout (a plain dict of tensors, strings, numbers, lists and dicts, nothing else
      # or, for a broad vocabulary, n-gram tables (asr_service.model.ngram_lm):
      # "word_lm": {"type": "word-ngram", "order": 3, "ngrams": [...], "decoder": {...}}
      # "lexicon_correction": False   # optional: the lexicon serves the word search only
+     # "pronunciations": {word: ["D @2", "D i:"]}   # optional, needs a word_lm: the model writes
+     #     phonemes (its tokens), each word is found by these token sequences (space-separated),
+     #     and every text it returns, partial or final, comes from the word search
 
 The loader never unpickles code: ``torch.load(weights_only=True)`` refuses any global that is not
 a tensor or a plain container, and that refusal becomes :class:`UnsafeCheckpointError` before
@@ -25,7 +28,7 @@ import hashlib
 import io
 import pickle
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +39,7 @@ import torch
 # Importing the architectures registers them, so every loader user can build any shipped arch.
 from asr_service import ezspeech  # noqa: F401
 from asr_service.model import streaming_ctc  # noqa: F401
-from asr_service.model.ctc import Lexicon
+from asr_service.model.ctc import WORD_BOUNDARY, Lexicon
 from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import AcousticModel, architecture_builder
 from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
@@ -110,6 +113,7 @@ def save_checkpoint(
     word_lm: BigramLm | NgramLm | Mapping[str, Any] | None = None,
     decoder_settings: BeamSettings | None = None,
     lexicon_correction: bool = True,
+    pronunciations: Mapping[str, Iterable[Sequence[str]]] | None = None,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU.
 
@@ -118,7 +122,10 @@ def save_checkpoint(
     unknown word, and a broad list has a wrong near neighbour for almost every misspelling).
 
     ``word_lm`` is a :class:`BigramLm` (stored with ``decoder_settings``), or the ``word_lm``
-    entry of a loaded payload passed through as it is (re-saving a file with new metadata)."""
+    entry of a loaded payload passed through as it is (re-saving a file with new metadata).
+
+    ``pronunciations`` (a phoneme model: word -> its token sequences) needs a lexicon and a word
+    LM; it turns lexicon correction off, since a phoneme string has no spelling to snap."""
     meta = dict(metadata or {})
     meta.setdefault("created_at", datetime.now(UTC).isoformat(timespec="seconds"))
     payload = {
@@ -134,8 +141,14 @@ def save_checkpoint(
     }
     if lexicon is not None:
         payload["lexicon"] = sorted(set(lexicon))
-        if not lexicon_correction:
+        if not lexicon_correction or pronunciations is not None:
             payload["lexicon_correction"] = False
+    if pronunciations is not None:
+        if word_lm is None:
+            raise ValueError("pronunciations need a lexicon and a word LM (the word search writes the text)")
+        payload["pronunciations"] = {
+            word: sorted({" ".join(way) for way in ways}) for word, ways in sorted(pronunciations.items())
+        }
     if isinstance(word_lm, Mapping):
         if decoder_settings is not None:
             raise ValueError("a stored word_lm entry carries its own decoder settings")
@@ -146,6 +159,8 @@ def save_checkpoint(
         if word_lm.words != payload.get("lexicon"):
             raise ValueError("a word LM must be built over the checkpoint's (sorted) lexicon")
         payload["word_lm"] = word_lm.to_payload() | {"decoder": asdict(decoder_settings or BeamSettings())}
+    if pronunciations is not None:
+        _check_pronunciations(payload, "checkpoint to save")  # refuse what the loader would
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -181,7 +196,12 @@ def load_checkpoint(
     model = _build(payload, where)
     model.to(device)
     model.eval()
-    correct = payload.get("lexicon_correction", True)
+    if "pronunciations" in payload and not getattr(model, "streaming", False):
+        raise CheckpointModelError(
+            f"{where}: a phoneme model ('pronunciations') is served by the streaming strategy only; "
+            f"{payload['arch']!r} is not a streaming architecture"
+        )
+    correct = payload.get("lexicon_correction", True) and "pronunciations" not in payload
     lexicon = Lexicon(payload["lexicon"]) if payload.get("lexicon") and correct else None
     search = _word_decoder(payload, where, native)
     # Plain attributes, not submodules or buffers.
@@ -216,8 +236,15 @@ def _word_decoder(
         lm = _stored_lm(stored, words)
         stored_settings = stored.get("decoder") or {}
         settings = dataclass_from_mapping(BeamSettings, stored_settings, "word_lm decoder settings")
-        kind = NativeLexiconDecoder if native else LexiconBeamDecoder
-        return kind(payload["tokens"], payload["blank_id"], words, lm, settings)
+        table = payload.get("pronunciations")
+        pronunciations = (
+            None if table is None else {w: [way.split() for way in ways] for w, ways in table.items()}
+        )
+        if native:
+            return NativeLexiconDecoder(
+                payload["tokens"], payload["blank_id"], words, lm, settings, pronunciations=pronunciations
+            )
+        return LexiconBeamDecoder(payload["tokens"], payload["blank_id"], words, lm, settings, pronunciations)
     except (WordLmError, NgramLmError, ValueError, TypeError) as exc:
         raise CheckpointFormatError(f"{where}: bad 'word_lm': {exc}") from None
 
@@ -294,6 +321,33 @@ def _check_layout(payload: Any, where: str) -> None:
         raise CheckpointFormatError(f"{where}: 'lexicon_correction' must be true or false")
     if payload.get("metadata") is not None and not isinstance(payload["metadata"], dict):
         raise CheckpointFormatError(f"{where}: 'metadata' must be a dict")
+    if "pronunciations" in payload:
+        _check_pronunciations(payload, where)
+
+
+def _check_pronunciations(payload: dict[str, Any], where: str) -> None:
+    """A phoneme model's table: lexicon words -> non-empty lists of space-separated tokens that the
+    model has (not the blank or "▁"); and a word LM, because only the word search writes text."""
+    table = payload["pronunciations"]
+    if not isinstance(table, dict) or not table:
+        raise CheckpointFormatError(f"{where}: 'pronunciations' must be a non-empty dict")
+    if "word_lm" not in payload:
+        raise CheckpointFormatError(
+            f"{where}: 'pronunciations' need a 'word_lm' (the word search writes the text)"
+        )
+    words = set(payload.get("lexicon") or ())
+    tokens = payload["tokens"]
+    symbols = set(tokens) - {tokens[payload["blank_id"]], WORD_BOUNDARY}
+    for word, ways in table.items():
+        if word not in words:
+            raise CheckpointFormatError(f"{where}: pronounced word {word!r} is not in the lexicon")
+        if not isinstance(ways, list) or not ways or not all(isinstance(w, str) and w.split() for w in ways):
+            raise CheckpointFormatError(f"{where}: pronunciations of {word!r} must be non-empty strings")
+        unknown = {p for way in ways for p in way.split()} - symbols
+        if unknown:
+            raise CheckpointFormatError(
+                f"{where}: pronunciation of {word!r} uses {sorted(unknown)[0]!r}, which is not a token"
+            )
 
 
 def _build(payload: dict[str, Any], where: str) -> torch.nn.Module:

@@ -19,6 +19,13 @@ each final: the segment's log-probs go through a lexicon-constrained beam search
 (``asr_service.model.lexicon_beam``) whose words replace the greedy text. Partials stay greedy;
 confidence and token ids stay those of the greedy path.
 
+Phoneme models: a word decoder built from a pronunciation table (``pronounced = True``) means
+the model writes phonemes, which are not text. Then the word search writes every text: finals as
+above, and partials too, from the segment's frames so far. A search that can run incrementally
+(``open_stream``: the native one) is fed block by block, so a partial costs only the new frames;
+otherwise the whole segment is searched again when frames were added. A segment in which the
+search finds no word has no text.
+
 Times: frame ``i`` is reported at ``i * frame_shift_s`` from the start of the stream. A causal CTC
 model emits a token shortly after it was spoken (the shipped model at most a few frames), so
 segment times are late by about that much.
@@ -151,9 +158,22 @@ class Lexicon:
 
 
 class WordDecoder(Protocol):
-    """Second-pass decoding of a whole segment (``lexicon_beam.LexiconBeamDecoder``)."""
+    """Second-pass decoding of a whole segment (``lexicon_beam.LexiconBeamDecoder``). A decoder
+    with ``pronounced = True`` finds words by pronunciation (module doc: phoneme models)."""
 
     def decode(self, log_probs: torch.Tensor) -> str | None: ...
+
+
+def _pronounced(word_decoder: WordDecoder | None) -> bool:
+    return bool(getattr(word_decoder, "pronounced", False))
+
+
+class WordStream(Protocol):
+    """An incremental word search over one stream's segments (``native_lexicon.NativeWordStream``)."""
+
+    def step(self, log_probs: torch.Tensor) -> None: ...
+    def best(self) -> str | None: ...
+    def finish(self) -> str | None: ...
 
 
 class IncrementalGreedyDecoder:
@@ -180,6 +200,10 @@ class IncrementalGreedyDecoder:
         self.frame_shift_s = frame_shift_s
         self.lexicon = lexicon
         self.word_decoder = word_decoder
+        #: The tokens are phonemes: only the word search writes text (module doc).
+        self.pronounced = _pronounced(word_decoder)
+        opener = getattr(word_decoder, "open_stream", None) if self.pronounced else None
+        self._word_stream: WordStream | None = opener() if opener is not None else None
         # Tokens that are not speech for endpointing: the blank and a bare word boundary.
         self._silent_ids = {blank_id} | {i for i, t in enumerate(self.tokens) if t == WORD_BOUNDARY}
         self._frames_seen = 0
@@ -195,13 +219,17 @@ class IncrementalGreedyDecoder:
         self._prob_frames = 0
         #: The segment's log-prob blocks, kept only for a word decoder's second pass.
         self._blocks: list[torch.Tensor] = []
+        #: (frames searched, text) of the last partial search of a phoneme model.
+        self._searched: tuple[int, str] = (0, "")
 
     # ------------------------------------------------------------------ feeding
     def accept(self, log_probs: torch.Tensor) -> None:
         """Take the next block of frames: log-probs [T, V] for this stream only."""
         if log_probs.dim() != 2 or log_probs.shape[1] != len(self.tokens):
             raise ValueError(f"accept wants log-probs [T, {len(self.tokens)}], got {tuple(log_probs.shape)}")
-        if self.word_decoder is not None:
+        if self._word_stream is not None:
+            self._word_stream.step(log_probs)
+        elif self.word_decoder is not None:
             self._blocks.append(log_probs.detach().float().cpu())
         best_logp, best = log_probs.detach().float().max(dim=-1)
         probs = best_logp.exp().tolist()
@@ -228,14 +256,28 @@ class IncrementalGreedyDecoder:
     @property
     def partial_text(self) -> str:
         """Text of the current (not yet finalized) segment."""
+        if self.pronounced:
+            return self._searched_text()
         text = tokens_to_text(self._ids, self.tokens)
         if self.lexicon is None:
             return text
         return self.lexicon.correct_text(text, last_word_complete=False)
 
+    def _searched_text(self) -> str:
+        """The word search over the segment so far (a phoneme model's partial), cached per frame count."""
+        if self._word_stream is not None:
+            return (self._word_stream.best() or "") if self._ids else ""
+        frames = sum(block.shape[0] for block in self._blocks)
+        if self._ids and self.word_decoder is not None and frames != self._searched[0]:
+            self._searched = (frames, self.word_decoder.decode(torch.cat(self._blocks)) or "")
+        return self._searched[1] if self._ids else ""
+
     @property
     def has_speech(self) -> bool:
-        """Whether the current segment has any text."""
+        """Whether the current segment has any text (for a phoneme model: any phoneme, so that
+        the endpointer does not run a word search on every silence check)."""
+        if self.pronounced:
+            return any(i not in self._silent_ids for i in self._ids)
         return bool(self.partial_text)
 
     @property
@@ -252,9 +294,15 @@ class IncrementalGreedyDecoder:
         """Close the current segment and start a new one; None when it holds no text.
         ``segment_id`` and ``reason`` are the caller's numbering and why it cut here."""
         text = tokens_to_text(self._ids, self.tokens)
-        if text and self.word_decoder is not None and self._blocks:
-            # None when no lexicon words fit at all; then the greedy text stands.
-            text = self.word_decoder.decode(torch.cat(self._blocks)) or text
+        if self._word_stream is not None:
+            # Always close the stream's search (a silent segment too): the next segment starts clean.
+            found = self._word_stream.finish()
+            text = (found or "") if text else ""
+        elif text and self.word_decoder is not None and self._blocks:
+            # None when no lexicon words fit at all; then the greedy text stands (a phoneme
+            # model's greedy text is phonemes, not words: then the segment has no text).
+            fallback = "" if self.pronounced else text
+            text = self.word_decoder.decode(torch.cat(self._blocks)) or fallback
         if self.lexicon is not None:
             text = self.lexicon.correct_text(text)
         first, last = self._first_frame, self._last_frame

@@ -8,9 +8,14 @@ every alignment of each prefix, allows only letters that continue some lexicon w
 ``lm_weight`` × log P(word | previous word) + ``word_bonus`` when a word ends. The result is
 always a sequence of lexicon words.
 
-Only character vocabularies (single-letter tokens plus the "▁" word boundary) are supported, which
-is what a closed-vocabulary model is. The search runs once per finalized segment (in the engine's
-worker thread, not the event loop); partial results stay greedy.
+Tokens are either single letters (plus the "▁" word boundary), and a word is spelled by its
+letters; or, for a model that writes phonemes, any strings, and ``pronunciations`` says how each
+word is spoken (one or more token sequences; words that sound alike share one, and the LM picks).
+Inside the search every token is one character of a "spelling" string (a letter stands for itself,
+a phoneme for a private-use character), so both cases run the same loop. The search runs once per
+finalized segment (in the engine's worker thread, not the event loop); for a letter model
+partial results stay greedy, for a phoneme model partials come from this search too
+(``ctc.IncrementalGreedyDecoder``).
 
 Alignment details: "▁" at the start of a word (after another "▁" or at the start) is treated
 like a blank, so a run of boundary frames does not create empty words. A word may also end
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +46,9 @@ def _log_add(a: float, b: float) -> float:
         return a
     return a + math.log1p(math.exp(b - a))
 
+
+#: First private-use code point: phoneme token ``i`` is ``chr(PRIVATE_USE + i)`` in a spelling.
+PRIVATE_USE = 0xE000
 
 #: Hypothesis key: (words so far, letters of the word being spelled) → [p_blank, p_nonblank, lm].
 Key = tuple[tuple[int, ...], str]
@@ -85,6 +93,24 @@ class BeamSettings:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
+def word_spellings(
+    tokens: Sequence[str],
+    blank_id: int,
+    words: Sequence[str],
+    pronunciations: Mapping[str, Sequence[Sequence[str]]] | None = None,
+) -> Iterator[tuple[int, list[int]]]:
+    """(word id, token ids) for every way the model can write each word: its letters (a letter
+    model), or each of its pronunciations (a phoneme model). Words or pronunciations that use a
+    token the model does not have are left out: the model can never write them."""
+    space_id = list(tokens).index(WORD_BOUNDARY)
+    index = {t: i for i, t in enumerate(tokens) if i not in (blank_id, space_id)}
+    for word_id, word in enumerate(words):
+        ways = [list(word)] if pronunciations is None else pronunciations.get(word, ())
+        for way in ways:
+            if way and all(symbol in index for symbol in way):
+                yield word_id, [index[symbol] for symbol in way]
+
+
 class LexiconBeamDecoder:
     """Decode one segment's log-probs [T, V] into lexicon words (see module doc)."""
 
@@ -97,6 +123,7 @@ class LexiconBeamDecoder:
         words: Sequence[str],
         lm: BigramLm | NgramLm | None = None,
         settings: BeamSettings | None = None,
+        pronunciations: Mapping[str, Sequence[Sequence[str]]] | None = None,
     ) -> None:
         self.settings = settings or BeamSettings()
         self.blank_id = blank_id
@@ -104,9 +131,14 @@ class LexiconBeamDecoder:
             self.space_id = list(tokens).index(WORD_BOUNDARY)
         except ValueError:
             raise ValueError("a lexicon beam search needs a word-boundary token '▁'") from None
+        #: Whether words are found by how they sound (a phoneme model) rather than spelled.
+        self.pronounced = pronunciations is not None
         self.letters: dict[int, str] = {}
         for token_id, token in enumerate(tokens):
             if token_id in (blank_id, self.space_id):
+                continue
+            if self.pronounced:
+                self.letters[token_id] = chr(PRIVATE_USE + token_id)
                 continue
             if len(token) != 1:
                 raise ValueError(f"lexicon beam search supports single-character tokens, found {token!r}")
@@ -114,15 +146,17 @@ class LexiconBeamDecoder:
         self.letter_ids = {ch: i for i, ch in self.letters.items()}
         self.lm = lm
         self.words = list(words)
-        self.word_ids = {w: i for i, w in enumerate(self.words)}
         if lm is not None and lm.words != list(words):
             raise ValueError("the word LM was built over a different word list")
-        spellable = set(self.letters.values())
+        #: Spelling (one character per token) -> the words written or spoken that way.
+        self.spelled: dict[str, list[int]] = {}
+        for word_id, token_ids in word_spellings(tokens, blank_id, self.words, pronunciations):
+            spelling = "".join(self.letters[i] for i in token_ids)
+            self.spelled.setdefault(spelling, []).append(word_id)
         self.prefixes: set[str] = set()
-        for word in self.word_ids:
-            if set(word) <= spellable:
-                self.prefixes.update(word[:n] for n in range(1, len(word) + 1))
-        self.boundary = len(self.word_ids)
+        for spelling in self.spelled:
+            self.prefixes.update(spelling[:n] for n in range(1, len(spelling) + 1))
+        self.boundary = len(self.words)
 
     def _lm_log_prob(self, lm: BigramLm | NgramLm, words: tuple[int, ...], word: int) -> float:
         # An n-gram LM sees the whole sentence so far; the bigram LM the previous word.
@@ -159,44 +193,48 @@ class LexiconBeamDecoder:
                 total = _log_add(p_b, p_nb)
                 key = (words, partial)
                 add(key, lm, p_b=total + row[blank])
-                complete = self.word_ids.get(partial) if partial else None
+                # The words this spelling completes: one for letters, homophones for phonemes.
+                completes = self.spelled.get(partial, ()) if partial else ()
                 if not partial:
                     if space_ok:
                         add(key, lm, p_b=total + row[space])
                 else:
                     # Repeating the last letter's token without a blank collapses into it.
                     add(key, lm, p_nb=p_nb + row[self.letter_ids[partial[-1]]])
-                    if space_ok and complete is not None:
-                        add(
-                            ((*words, complete), ""),
-                            lm + self._word_score(words, complete),
-                            p_b=total + row[space],
-                        )
+                    if space_ok:
+                        for complete in completes:
+                            add(
+                                ((*words, complete), ""),
+                                lm + self._word_score(words, complete),
+                                p_b=total + row[space],
+                            )
                 for token_id, ch in letters:
                     source = p_b if partial and ch == partial[-1] else total
                     extended = partial + ch
                     if extended in self.prefixes:
                         add((words, extended), lm, p_nb=source + row[token_id])
-                    if complete is not None and ch in self.prefixes:
-                        add(
-                            ((*words, complete), ch),
-                            lm + self._word_score(words, complete) + cfg.missing_space_penalty,
-                            p_nb=source + row[token_id],
-                        )
+                    if ch in self.prefixes:
+                        for complete in completes:
+                            add(
+                                ((*words, complete), ch),
+                                lm + self._word_score(words, complete) + cfg.missing_space_penalty,
+                                p_nb=source + row[token_id],
+                            )
             beams = dict(heapq.nlargest(cfg.beam, grown.items(), key=_score))
 
         best_score, best_words = NEG_INF, None
         for (words, partial), (p_b, p_nb, lm) in beams.items():
             score = _log_add(p_b, p_nb) + lm
+            endings = [(words, score)]
             if partial:
-                complete = self.word_ids.get(partial)
-                if complete is None:
-                    continue
-                score += self._word_score(words, complete)
-                words = (*words, complete)
-            score += self._end_score(words)
-            if score > best_score:
-                best_score, best_words = score, words
+                endings = [
+                    ((*words, complete), score + self._word_score(words, complete))
+                    for complete in self.spelled.get(partial, ())
+                ]
+            for ended, ended_score in endings:
+                total_score = ended_score + self._end_score(ended)
+                if total_score > best_score:
+                    best_score, best_words = total_score, ended
         if not best_words:
             return None
         return " ".join(self.words[i] for i in best_words)

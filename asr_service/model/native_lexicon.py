@@ -43,13 +43,13 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from asr_service.model.lexicon_beam import WORD_BOUNDARY, BeamSettings
+from asr_service.model.lexicon_beam import WORD_BOUNDARY, BeamSettings, word_spellings
 from asr_service.model.ngram_lm import NgramLm
 from asr_service.model.word_lm import BigramLm
 
@@ -166,6 +166,7 @@ class NativeLexiconDecoder:
         lm: BigramLm | NgramLm | None = None,
         settings: BeamSettings | None = None,
         arpa_path: str | Path | None = None,
+        pronunciations: Mapping[str, Sequence[Sequence[str]]] | None = None,
     ) -> None:
         try:
             import flashlight.lib.text.decoder as fl
@@ -183,15 +184,13 @@ class NativeLexiconDecoder:
             self.space_id = self.tokens.index(WORD_BOUNDARY)
         except ValueError:
             raise NativeDecoderError("a lexicon beam search needs a word-boundary token '▁'") from None
-        letter_ids: dict[str, int] = {}
+        #: Whether words are found by how they sound (a phoneme model) rather than spelled.
+        self.pronounced = pronunciations is not None
         for token_id, token in enumerate(self.tokens):
-            if token_id in (blank_id, self.space_id):
-                continue
-            if len(token) != 1:
+            if token_id not in (blank_id, self.space_id) and len(token) != 1 and not self.pronounced:
                 raise NativeDecoderError(
                     f"lexicon beam search supports single-character tokens, found {token!r}"
                 )
-            letter_ids[token] = token_id
         self.words = list(words)
         if not self.words:
             raise NativeDecoderError("the lexicon is empty")
@@ -203,15 +202,15 @@ class NativeLexiconDecoder:
         self._word_dict = Dictionary([*self.words, UNKNOWN])
         self._lm = self._load_lm(fl, lm, arpa_path)
 
+        self._fl = fl
         trie = fl.Trie(len(self.tokens), self.space_id)
         start = self._lm.start(False)
         spellable = 0
-        for word_id, word in enumerate(self.words):
-            # Words the model cannot spell are left out, as the Python search leaves them out.
-            if not set(word) <= letter_ids.keys():
-                continue
+        # Words the model cannot write are left out, as the Python search leaves them out; a
+        # word with several pronunciations (or homophones sharing one) gets several entries.
+        for word_id, token_ids in word_spellings(self.tokens, blank_id, self.words, pronunciations):
             _, first_score = self._lm.score(start, word_id)
-            trie.insert([*(letter_ids[ch] for ch in word), self.space_id], word_id, first_score)
+            trie.insert([*token_ids, self.space_id], word_id, first_score)
             spellable += 1
         if not spellable:
             raise NativeDecoderError("no lexicon word can be spelled with the model's tokens")
@@ -227,12 +226,17 @@ class NativeLexiconDecoder:
             log_add=True,
             criterion_type=fl.CriterionType.CTC,
         )
-        self._decoder = fl.LexiconDecoder(
-            options, trie, self._lm, self.space_id, blank_id, len(self.words), [], False
-        )
-        self._trie = trie  # the decoder points into it: keep it alive as long as the decoder
+        self._options = options
+        self._trie = trie  # decoders point into it: keep it alive as long as any decoder
+        self._decoder = self._new_search()
         # One search at a time: the decoder keeps its hypotheses between begin and end.
         self._lock = threading.Lock()
+
+    def _new_search(self) -> Any:
+        """A flashlight decoder over the shared trie and LM: its own hypotheses, nothing else."""
+        return self._fl.LexiconDecoder(
+            self._options, self._trie, self._lm, self.space_id, self.blank_id, len(self.words), [], False
+        )
 
     def _load_lm(self, fl: Any, lm: BigramLm | NgramLm | None, arpa_path: str | Path | None) -> Any:
         from flashlight.lib.text.decoder.kenlm import KenLM
@@ -330,20 +334,71 @@ class NativeLexiconDecoder:
             return "</s>" if last else "<s>"
         return self.words[word]
 
+    def open_stream(self) -> NativeWordStream:
+        """An incremental search for one stream's segments (partials of a phoneme model)."""
+        return NativeWordStream(self)
+
+    def _emissions(self, log_probs: torch.Tensor) -> torch.Tensor:
+        if log_probs.dim() != 2 or log_probs.shape[1] != len(self.tokens):
+            raise ValueError(f"decode wants log-probs [T, {len(self.tokens)}], got {tuple(log_probs.shape)}")
+        return log_probs.detach().to("cpu", torch.float32).contiguous()
+
+    def _closing_frame(self) -> torch.Tensor:
+        close = torch.full((1, len(self.tokens)), END_FRAME_OTHERS)
+        close[0, self.space_id] = 0.0
+        return close
+
+    def _words(self, result: Any) -> str | None:
+        words = [self.words[i] for i in result.words if 0 <= i < len(self.words)]
+        return " ".join(words) or None
+
     def decode(self, log_probs: torch.Tensor) -> str | None:
         """Best lexicon word sequence for ``log_probs`` [T, V]; None when the best path holds no
         word (the caller keeps the greedy text), as the Python search answers."""
-        if log_probs.dim() != 2 or log_probs.shape[1] != len(self.tokens):
-            raise ValueError(f"decode wants log-probs [T, {len(self.tokens)}], got {tuple(log_probs.shape)}")
-        if log_probs.shape[0] == 0:
+        emissions = self._emissions(log_probs)
+        if emissions.shape[0] == 0:
             return None
-        close = torch.full((1, len(self.tokens)), END_FRAME_OTHERS)
-        close[0, self.space_id] = 0.0
-        emissions = torch.cat([log_probs.detach().to("cpu", torch.float32), close]).contiguous()
+        emissions = torch.cat([emissions, self._closing_frame()]).contiguous()
         frames = emissions.shape[0]
         with self._lock:
             results = self._decoder.decode(emissions.data_ptr(), frames, emissions.shape[1])
-        if not results:
+        return self._words(results[0]) if results else None
+
+
+class NativeWordStream:
+    """One stream's search, fed block by block: ``step`` costs only the new frames, so a phoneme
+    model's partials (``best`` after every block) cost about what one final does in total. The
+    search is frame-synchronous, so ``finish`` gives what :meth:`NativeLexiconDecoder.decode` gives
+    for the same frames at once. Each stream has its own hypotheses; the trie and the LM are the
+    shared, read-only ones of its :class:`NativeLexiconDecoder`. One thread per stream (the
+    engine's)."""
+
+    def __init__(self, owner: NativeLexiconDecoder) -> None:
+        self._owner = owner
+        self._search = owner._new_search()
+        self._search.decode_begin()
+        self.frames = 0
+
+    def step(self, log_probs: torch.Tensor) -> None:
+        emissions = self._owner._emissions(log_probs)
+        if emissions.shape[0]:
+            self._search.decode_step(emissions.data_ptr(), emissions.shape[0], emissions.shape[1])
+            self.frames += emissions.shape[0]
+
+    def best(self) -> str | None:
+        """The words of the best hypothesis so far (a word still being spoken is not among them)."""
+        if not self.frames:
             return None
-        words = [self.words[i] for i in results[0].words if 0 <= i < len(self.words)]
-        return " ".join(words) or None
+        return self._owner._words(self._search.get_best_hypothesis())
+
+    def finish(self) -> str | None:
+        """Close the segment (its last word may end), return its words, start the next segment."""
+        if not self.frames:
+            return None
+        close = self._owner._closing_frame()
+        self._search.decode_step(close.data_ptr(), 1, close.shape[1])
+        self._search.decode_end()
+        results = self._search.get_all_final_hypothesis()
+        self._search.decode_begin()
+        self.frames = 0
+        return self._owner._words(results[0]) if results else None

@@ -10,7 +10,10 @@ The weights are untouched (read with the safe loader, written back). Added:
 - a modified Kneser-Ney trigram over it, estimated on the training text only
   (:mod:`training.open_vocab.kneser_ney`; trigrams seen once pruned);
 - the LM weight and word bonus with the lowest WER on the open development sentences (WordNet
-  examples kept out of the LM and of training; never the test set), decoded by the native search.
+  examples kept out of the LM and of training; never the test set), decoded by the native search;
+- for a phoneme model (``metadata.targets == "phonemes"``), the pronunciation table
+  (:mod:`training.open_vocab.pronunciations`): the search finds words by sound, and writes every
+  text the model returns.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from asr_service.model.lexicon_beam import BeamSettings
 from asr_service.model.native_lexicon import NativeLexiconDecoder
 from asr_service.model.ngram_lm import NgramLm
 from asr_service.model.transcribe import stream_log_probs
+from training import synth
 from training.augment import augment
 from training.lexicon import save_with_decoder
 from training.metrics import error_rates
-from training.open_vocab import data, kneser_ney
+from training.open_vocab import data, kneser_ney, pronunciations
 
 DEV_NOISE_SEED = 11
 LM_ORDER = 3
@@ -61,17 +65,25 @@ def tune(
     log_probs: list[torch.Tensor],
     refs: list[str],
     grid: tuple[tuple[float, ...], tuple[float, ...]] = (LM_WEIGHTS, WORD_BONUSES),
+    pronunciations: dict[str, list[list[str]]] | None = None,
 ) -> tuple[BeamSettings, list[dict[str, Any]]]:
-    """Grid over LM weight × word bonus with the native search (one ARPA file, read per setting)."""
+    """Grid over LM weight × word bonus with the native search (one ARPA file, read per setting).
+    With ``pronunciations`` (a phoneme model) a segment without words scores as empty text, as
+    the server returns it; a letter model falls back to its greedy text."""
     results = []
     with tempfile.TemporaryDirectory(prefix="open-lm-") as scratch:
         arpa = Path(scratch) / "lm.arpa"
         lm.write_arpa(arpa)
         for weight, bonus in itertools.product(*grid):
             settings = BeamSettings(lm_weight=weight, word_bonus=bonus)
-            decoder = NativeLexiconDecoder(tokens, blank_id, words, None, settings, arpa_path=arpa)
+            decoder = NativeLexiconDecoder(
+                tokens, blank_id, words, None, settings, arpa_path=arpa, pronunciations=pronunciations
+            )
             started = time.perf_counter()
-            hyps = [decoder.decode(lp) or greedy_decode(lp, tokens, blank_id) for lp in log_probs]
+            hyps = [
+                decoder.decode(lp) or ("" if pronunciations else greedy_decode(lp, tokens, blank_id))
+                for lp in log_probs
+            ]
             ms = 1000 * (time.perf_counter() - started) / max(1, len(log_probs))
             wer, cer = error_rates(refs, hyps)
             results.append({"lm_weight": weight, "word_bonus": bonus, "wer": wer, "cer": cer, "ms": ms})
@@ -105,8 +117,22 @@ def attach(
         for audio in dev.audio[:dev_limit]
     ]
     refs = dev.texts[: len(dev_log_probs)]
+    phonemes = (raw.get("metadata") or {}).get("targets") == "phonemes"
+    table: dict[str, list[list[str]]] | None = None
+    spoken: dict[str, Any] = {}
+    if phonemes:
+        started = time.perf_counter()
+        built = pronunciations.lexicon_table(words, spec, workers=workers)
+        table = {w: [list(form) for form in sorted(forms)] for w, forms in built.items()}
+        spoken = {
+            "pronunciations": pronunciations.stats(built, loaded.tokens)
+            | {"seconds": round(time.perf_counter() - started, 1)},
+            "pronunciation_sources": f"each word alone in {len(synth.BASE_VOICES)} espeak-ng accents + "
+            f"in-context forms seen {pronunciations.MIN_CONTEXT_COUNT}+ times in the training targets",
+        }
+        print(f"pronunciation table: {spoken['pronunciations']}", flush=True)
     points = ((0.8,), (-1.0,)) if quick else (LM_WEIGHTS, WORD_BONUSES)
-    settings, grid = tune(loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, refs, points)
+    settings, grid = tune(loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, refs, points, table)
     chosen = next(
         r for r in grid if (r["lm_weight"], r["word_bonus"]) == (settings.lm_weight, settings.word_bonus)
     )
@@ -122,6 +148,7 @@ def attach(
         "dev_wer": chosen["wer"],
         "dev_cer": chosen["cer"],
         "text_sources": data.source_versions(),
+        **spoken,
     }
     metadata = dict(raw.get("metadata") or {}) | info
     if output != path:
@@ -136,6 +163,7 @@ def attach(
         word_lm=lm,
         decoder_settings=settings,
         lexicon_correction=False,
+        pronunciations=table,
     )
     return digest, {**info, "grid": grid, "bytes": output.stat().st_size}
 

@@ -13,6 +13,10 @@ finals). Rows:
 
 Also the out-of-lexicon rate of each set's reference words, and the most frequent word
 confusions (substitutions, deletions, insertions) of the served text.
+
+A phoneme model (``training.open_vocab.phoneme_targets``) writes no text of its own: its greedy
+column is the phoneme error rate (PER) against what espeak-ng said in each utterance's accent, and
+its "greedy + lexicon" column does not exist (only the word search writes words).
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import numpy as np
 import torch
 
 from asr_service.model.checkpoint import load_checkpoint
+from asr_service.model.ctc import collapse
 from asr_service.model.interface import AcousticModel
 from asr_service.model.transcribe import stream_blocks
 from training import data as grammar_data
 from training.augment import augment
 from training.evaluate import EVAL_SEED, TimedDecoder, _decode, decoding_rates
-from training.open_vocab import data
+from training.open_vocab import data, phoneme_targets
 
 SETS = ("open / en-us default", "open / varied voices", "grammar / varied voices")
 
@@ -108,8 +113,13 @@ def evaluate(
         oov = sum(w not in words for w in ref_words) / max(1, len(ref_words))
         result["oov_rate"] = oov if words else None
         results["sets"][name] = result
+        greedy = (
+            f"greedy {result['greedy_wer']:.2%}"
+            if result.get("greedy_wer") is not None
+            else f"greedy PER {result['greedy_per']:.2%}"
+        )
         print(
-            f"{name}: served WER {result['wer']:.2%}  greedy {result['greedy_wer']:.2%}  "
+            f"{name}: served WER {result['wer']:.2%}  {greedy}  "
             f"lexicon {result['lexicon_wer']:.2%}  (OOV {oov if words else 0:.2%}, "
             f"{result['utterances']} utt, {result['ms_per_final']:.1f} ms per final)",
             flush=True,
@@ -125,23 +135,39 @@ def evaluate_set(
     synthesized audio as it is (peak-normalised, no noise, level or channel change)."""
     lexicon = getattr(model, "lexicon", None)
     search = getattr(model, "word_decoder", None)
+    pronounced = bool(getattr(search, "pronounced", False))
     timed = TimedDecoder(search) if search is not None else None
     rng = np.random.default_rng(EVAL_SEED)
-    plain, corrected, served = [], [], []
+    plain, corrected, served, phones = [], [], [], []
     for audio in corpus.audio:
         if clean:
             signal = torch.from_numpy(audio.astype(np.float32) / 32768.0)
         else:
             signal = torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0)))
         blocks = list(stream_blocks(model, signal))
+        if pronounced:
+            best = torch.cat(blocks).argmax(dim=-1).tolist()
+            phones.append(phoneme_targets.as_text(collapse(best, model.blank_id), model.tokens))
         plain.append(_decode(model, blocks, None))
         corrected.append(_decode(model, blocks, lexicon) if lexicon else plain[-1])
         served.append(_decode(model, blocks, lexicon, timed) if timed else corrected[-1])
-    return {
+    result = {
         **decoding_rates(corpus.texts, served, corrected, plain, examples=10),
         "ms_per_final": timed.ms_per_final if timed else 0.0,
         "confusions": confusions(corpus.texts, served),
     }
+    if pronounced:
+        # What espeak-ng said, in each utterance's accent, as the model was trained to write it.
+        spoken = phoneme_targets.targets_for(corpus.texts, corpus.voices, data.CACHE_DIR)
+        refs = [" ".join("_".join(word) for word in words) for words in spoken]
+        pwer, per = phoneme_targets.phoneme_error_rate(refs, phones)
+        result |= {
+            "greedy_wer": None,
+            "greedy_cer": None,
+            "greedy_per": per,
+            "greedy_pronunciation_wer": pwer,
+        }
+    return result
 
 
 def table(rows: dict[str, dict[str, Any]]) -> list[str]:
@@ -153,9 +179,12 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     for label, result in rows.items():
         for name, r in result["sets"].items():
             lexicon = f"{r['lexicon_wer']:.2%}" if result["lexicon_correction"] else "n/a (off)"
+            greedy = (
+                f"{r['greedy_wer']:.2%}" if r.get("greedy_wer") is not None else f"PER {r['greedy_per']:.2%}"
+            )
             oov = f"{r['oov_rate']:.2%}" if r.get("oov_rate") is not None else "-"
             lines.append(
-                f"| {label} | {name} | **{r['wer']:.2%}** | {lexicon} | {r['greedy_wer']:.2%} | "
+                f"| {label} | {name} | **{r['wer']:.2%}** | {lexicon} | {greedy} | "
                 f"{r['sentence_accuracy']:.1%} | {oov} |"
             )
     return lines

@@ -43,7 +43,9 @@ def open_section(meta: dict[str, Any], open_eval: dict[str, Any]) -> list[str]:
         *table(open_eval),
         "",
         "Served = what the server returns (native lexicon search + word LM on finals); "
-        "greedy = the partials' decoding. OOV = reference words missing from the lexicon.",
+        "greedy = the partials' decoding (for a phoneme model: PER, the phoneme error rate of greedy "
+        "CTC against what espeak-ng said; its partials come from the word search too). "
+        "OOV = reference words missing from the lexicon.",
         "",
         "Most frequent confusions of the served text (reference → hypothesis, ∅ = nothing):",
         "",
@@ -72,8 +74,24 @@ def render_open(
     lines = card.split("\n")
     spec = meta.get("open_data", {})
     counts = meta.get("lm_ngrams", [])
+    phonemes = meta.get("targets") == "phonemes"
     for i, line in enumerate(lines):
-        if line.startswith("- Ships a lexicon"):
+        if line.startswith("- Ships a lexicon") and phonemes:
+            table = meta.get("pronunciations", {})
+            lines[i] = (
+                f"- Writes espeak-ng phonemes, not letters ({max(0, len(meta.get('tokens', [])) - 2)} "
+                "symbols, stress marks dropped; the targets are what espeak-ng said in each utterance's "
+                "accent, in context). Ships a broad lexicon of "
+                f"{meta.get('lexicon_words', 0)} words ({meta.get('lexicon', '')}) with a pronunciation "
+                f"table of {table.get('pronunciations', '-')} pronunciations "
+                f"({meta.get('pronunciation_sources', '')}), and a {meta.get('lm_type', 'word n-gram LM')} "
+                f"({' / '.join(map(str, counts))} n-grams) estimated on the training text only. Every "
+                "text the server returns, partial and final, is written by the native lexicon search "
+                "over those pronunciations with the LM (words that sound alike are told apart by the LM) "
+                f"(settings {meta.get('decoder_settings', {})}, tuned on {meta.get('tuned_on', '-')}: "
+                f"dev WER {meta.get('dev_wer', 0):.2%})."
+            )
+        elif line.startswith("- Ships a lexicon"):
             lines[i] = (
                 f"- Ships a broad lexicon of {meta.get('lexicon_words', 0)} words "
                 f"({meta.get('lexicon', '')}) "
@@ -97,8 +115,12 @@ def render_open(
             "evaluate with `make eval-open MODEL=...` (both test sets) and `make eval`."
         ),
         "and words outside the grammar's vocabulary are spelled phonetically at best.": (
-            "and words outside its lexicon can never be returned by the word search "
-            "(the greedy partials spell them as heard)."
+            "and words outside its lexicon can never be returned by the word search"
+            + (
+                ": it returns the nearest-sounding lexicon words."
+                if phonemes
+                else " (the greedy partials spell them as heard)."
+            )
         ),
     }
     for i, line in enumerate(lines):
@@ -136,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         "arch": loaded.arch,
         "hparams": loaded.hparams,
         "parameters": loaded.num_parameters,
+        "tokens": loaded.tokens,
     }
     card = render_open(
         args.model,

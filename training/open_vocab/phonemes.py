@@ -26,8 +26,8 @@ from asr_service.model.wer import edit_distance
 from training import synth
 
 #: Marks in ``-x`` output that are not phonemes: primary/secondary stress, unstressed, syllable
-#: and word-joining marks; ``_:`` is a pause (written as an empty "_" plus ":").
-_MARKS = re.compile(r"[',%=]")
+#: word-joining and hiatus (";") marks; ``_:`` is a pause (written as an empty "_" plus ":").
+_MARKS = re.compile(r"[',%=;]")
 _PAUSE = re.compile(r"_?:_?:|^:|_:$")
 
 Pronunciation = tuple[str, ...]
