@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -93,22 +93,41 @@ class BeamSettings:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
 
 
+#: Words one spelling (a pronunciation) may stand for: flashlight's trie keeps at most six labels
+#: per node and drops the rest with a console message, so both searches keep the same six: the
+#: ones the LM finds likeliest (a phoneme model's homophones; no letter model has any).
+MAX_WORDS_PER_SPELLING = 6
+
+
 def word_spellings(
     tokens: Sequence[str],
     blank_id: int,
     words: Sequence[str],
     pronunciations: Mapping[str, Sequence[Sequence[str]]] | None = None,
-) -> Iterator[tuple[int, list[int]]]:
+    rank: Callable[[int], float] | None = None,
+) -> list[tuple[int, list[int]]]:
     """(word id, token ids) for every way the model can write each word: its letters (a letter
     model), or each of its pronunciations (a phoneme model). Words or pronunciations that use a
-    token the model does not have are left out: the model can never write them."""
+    token the model does not have are left out: the model can never write them. Beyond
+    ``MAX_WORDS_PER_SPELLING`` words per spelling, those with the lowest ``rank`` are left out."""
     space_id = list(tokens).index(WORD_BOUNDARY)
     index = {t: i for i, t in enumerate(tokens) if i not in (blank_id, space_id)}
+    found: list[tuple[int, list[int]]] = []
     for word_id, word in enumerate(words):
         ways = [list(word)] if pronunciations is None else pronunciations.get(word, ())
         for way in ways:
             if way and all(symbol in index for symbol in way):
-                yield word_id, [index[symbol] for symbol in way]
+                found.append((word_id, [index[symbol] for symbol in way]))
+    if rank is not None:
+        found.sort(key=lambda pair: -rank(pair[0]))
+    kept: list[tuple[int, list[int]]] = []
+    per_spelling: dict[tuple[int, ...], int] = {}
+    for word_id, ids in found:
+        key = tuple(ids)
+        if per_spelling.get(key, 0) < MAX_WORDS_PER_SPELLING:
+            per_spelling[key] = per_spelling.get(key, 0) + 1
+            kept.append((word_id, ids))
+    return kept
 
 
 class LexiconBeamDecoder:
@@ -150,13 +169,16 @@ class LexiconBeamDecoder:
             raise ValueError("the word LM was built over a different word list")
         #: Spelling (one character per token) -> the words written or spoken that way.
         self.spelled: dict[str, list[int]] = {}
-        for word_id, token_ids in word_spellings(tokens, blank_id, self.words, pronunciations):
+        self.boundary = len(self.words)
+        # Which homophones to keep beyond the cap: the likeliest at a sentence start, as the
+        # native search ranks them (its trie scores are the same P(word | <s>)).
+        likely = (lambda w: self._lm_log_prob(lm, (), w)) if lm is not None else None
+        for word_id, token_ids in word_spellings(tokens, blank_id, self.words, pronunciations, likely):
             spelling = "".join(self.letters[i] for i in token_ids)
             self.spelled.setdefault(spelling, []).append(word_id)
         self.prefixes: set[str] = set()
         for spelling in self.spelled:
             self.prefixes.update(spelling[:n] for n in range(1, len(spelling) + 1))
-        self.boundary = len(self.words)
 
     def _lm_log_prob(self, lm: BigramLm | NgramLm, words: tuple[int, ...], word: int) -> float:
         # An n-gram LM sees the whole sentence so far; the bigram LM the previous word.

@@ -208,9 +208,12 @@ class NativeLexiconDecoder:
         spellable = 0
         # Words the model cannot write are left out, as the Python search leaves them out; a
         # word with several pronunciations (or homophones sharing one) gets several entries.
-        for word_id, token_ids in word_spellings(self.tokens, blank_id, self.words, pronunciations):
-            _, first_score = self._lm.score(start, word_id)
-            trie.insert([*token_ids, self.space_id], word_id, first_score)
+        first_scores = [float(self._lm.score(start, word_id)[1]) for word_id in range(len(self.words))]
+        spellings = word_spellings(
+            self.tokens, blank_id, self.words, pronunciations, first_scores.__getitem__
+        )
+        for word_id, token_ids in spellings:
+            trie.insert([*token_ids, self.space_id], word_id, first_scores[word_id])
             spellable += 1
         if not spellable:
             raise NativeDecoderError("no lexicon word can be spelled with the model's tokens")

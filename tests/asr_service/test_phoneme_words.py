@@ -140,6 +140,25 @@ def test_unrecognisable_phonemes_give_an_empty_final_not_phoneme_text(kind: str,
     assert decoder.finalize() is None
 
 
+@pytest.mark.parametrize("kind", SEARCHES)
+def test_beyond_six_homophones_the_likeliest_words_are_kept(
+    kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Eight words sound alike; the LM has only seen the last ones alphabetically.
+    words = [f"w{i}" for i in range(8)]
+    lm = BigramLm.train(words, ["w7", "w7", "w7 w6", "w6"])
+    table = {w: [["D", "e@"]] for w in words}
+    if kind == "native":
+        decoder: NativeLexiconDecoder | LexiconBeamDecoder = NativeLexiconDecoder(
+            TOKENS, 0, words, lm, pronunciations=table
+        )
+    else:
+        decoder = LexiconBeamDecoder(TOKENS, 0, words, lm, pronunciations=table)
+    assert decoder.decode(log_probs(["D", "e@"])) == "w7"
+    assert decoder.decode(log_probs(["D", "e@", "|", "D", "e@"])) == "w7 w6"
+    assert "Trie" not in capfd.readouterr().err  # no word silently dropped by the native trie
+
+
 @needs_native
 def test_the_incremental_native_search_ends_where_the_whole_segment_search_does(lm: BigramLm) -> None:
     whole = search("native", lm)

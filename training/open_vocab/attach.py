@@ -123,10 +123,16 @@ def attach(
     if phonemes:
         started = time.perf_counter()
         built = pronunciations.lexicon_table(words, spec, workers=workers)
-        table = {w: [list(form) for form in sorted(forms)] for w, forms in built.items()}
+        # A form using a phoneme the model never learned cannot be heard: leave it out (counted).
+        writable = set(loaded.tokens)
+        table = {
+            w: kept
+            for w, forms in built.items()
+            if (kept := [list(form) for form in sorted(forms) if set(form) <= writable])
+        }
         spoken = {
             "pronunciations": pronunciations.stats(built, loaded.tokens)
-            | {"seconds": round(time.perf_counter() - started, 1)},
+            | {"words_heard": len(table), "seconds": round(time.perf_counter() - started, 1)},
             "pronunciation_sources": f"each word alone in {len(synth.BASE_VOICES)} espeak-ng accents + "
             f"in-context forms seen {pronunciations.MIN_CONTEXT_COUNT}+ times in the training targets",
         }

@@ -119,8 +119,9 @@ def evaluate(
             else f"greedy PER {result['greedy_per']:.2%}"
         )
         print(
-            f"{name}: served WER {result['wer']:.2%}  {greedy}  "
-            f"lexicon {result['lexicon_wer']:.2%}  (OOV {oov if words else 0:.2%}, "
+            f"{name}: served WER {result['wer']:.2%}  {greedy}"
+            + (f"  lexicon {result['lexicon_wer']:.2%}" if loaded.lexicon is not None else "")
+            + f"  (OOV {oov if words else 0:.2%}, "
             f"{result['utterances']} utt, {result['ms_per_final']:.1f} ms per final)",
             flush=True,
         )
