@@ -326,7 +326,12 @@ def train(
                         say(f"validate step {step}: WER {wer:.2%} CER {cer:.2%}")
                         for ref, hyp in list(zip(targets.references, hyps, strict=False))[:3]:
                             say(f"   ref: {ref}\n   hyp: {hyp}")
-                        save(model, WORK_DIR / "latest.pt", model_cfg, {"step": step, "partial": True})
+                        save(
+                            model,
+                            WORK_DIR / "latest.pt",
+                            model_cfg,
+                            {"step": step, "partial": True, "targets": targets.kind},
+                        )
     finally:
         prefetch.close()
     if not history or history[-1]["step"] != step:
