@@ -32,6 +32,12 @@ Beam settings map onto flashlight's options:
   letter for free, and with the word bonus it splits words apart (dev WER 15 %);
 - ``token_floor`` has no counterpart (``BEAM_THRESHOLD`` prunes instead);
 - alignments of one hypothesis are summed (``log_add``), as the Python prefix search does.
+
+A phoneme model's words are inserted by pronunciation (each of a word's token sequences, then
+"▁"), words that sound alike on the same trie node (at most six: ``MAX_WORDS_PER_SPELLING``).
+Its partials use :meth:`NativeLexiconDecoder.open_stream`: one flashlight decoder per stream over
+the shared trie and LM, fed block by block (flashlight's ``decode_step``), so a partial costs the
+new frames only and the final equals a whole-segment :meth:`~NativeLexiconDecoder.decode`.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from asr_service.model.lexicon_beam import BeamSettings
 from asr_service.model.native_lexicon import NativeLexiconDecoder
 from asr_service.model.ngram_lm import NgramLm
 from asr_service.model.transcribe import stream_log_probs
+from training import data as grammar_data
 from training import synth
 from training.augment import augment
 from training.lexicon import save_with_decoder
@@ -46,7 +47,9 @@ from training.open_vocab import data, kneser_ney, pronunciations
 DEV_NOISE_SEED = 11
 LM_ORDER = 3
 MIN_TRIGRAM_COUNT = 2
-LM_WEIGHTS = (0.5, 0.8, 1.2, 1.6)
+LM_WEIGHTS = (0.5, 0.8, 1.2, 1.6, 2.0)
+#: Grammar development sentences beside the 300 open ones: the model serves both kinds.
+GRAMMAR_DEV = 100
 WORD_BONUSES = (-3.0, -2.0, -1.0, 0.0, 1.0)
 
 
@@ -66,10 +69,12 @@ def tune(
     refs: list[str],
     grid: tuple[tuple[float, ...], tuple[float, ...]] = (LM_WEIGHTS, WORD_BONUSES),
     pronunciations: dict[str, list[list[str]]] | None = None,
+    labels: list[str] | None = None,
 ) -> tuple[BeamSettings, list[dict[str, Any]]]:
     """Grid over LM weight × word bonus with the native search (one ARPA file, read per setting).
     With ``pronunciations`` (a phoneme model) a segment without words scores as empty text, as
-    the server returns it; a letter model falls back to its greedy text."""
+    the server returns it; a letter model falls back to its greedy text. ``labels`` (one per
+    sentence) adds each labelled subset's WER to the grid; the pick is on the WER of all."""
     results = []
     with tempfile.TemporaryDirectory(prefix="open-lm-") as scratch:
         arpa = Path(scratch) / "lm.arpa"
@@ -86,8 +91,16 @@ def tune(
             ]
             ms = 1000 * (time.perf_counter() - started) / max(1, len(log_probs))
             wer, cer = error_rates(refs, hyps)
-            results.append({"lm_weight": weight, "word_bonus": bonus, "wer": wer, "cer": cer, "ms": ms})
-            print(f"  lm_weight {weight} word_bonus {bonus}: dev WER {wer:.2%} CER {cer:.2%} {ms:.1f} ms")
+            row = {"lm_weight": weight, "word_bonus": bonus, "wer": wer, "cer": cer, "ms": ms}
+            for label in sorted(set(labels or ())):
+                picked = [i for i, lab in enumerate(labels or ()) if lab == label]
+                row[f"wer_{label}"] = error_rates([refs[i] for i in picked], [hyps[i] for i in picked])[0]
+            results.append(row)
+            per_set = "".join(f" {k[4:]} {v:.2%}" for k, v in row.items() if k.startswith("wer_"))
+            print(
+                f"  lm_weight {weight} word_bonus {bonus}: dev WER {wer:.2%} CER {cer:.2%}{per_set} "
+                f"{ms:.1f} ms"
+            )
     best = min(results, key=lambda r: (round(r["wer"], 6), round(r["cer"], 6), r["lm_weight"]))
     return replace(BeamSettings(), lm_weight=best["lm_weight"], word_bonus=best["word_bonus"]), results
 
@@ -109,14 +122,21 @@ def attach(
     words, lm = build_lm(spec)
     lm_seconds = time.perf_counter() - started
 
+    # Both jobs the model has: open text (WordNet development sentences) and the grammar (its own
+    # development sentences, disjoint from its training and test sets). Never a test sentence.
     dev = data.corpus("dev", spec, workers=workers)
+    grammar_dev = grammar_data.corpus("dev", grammar_data.DataSpec(), workers=workers)
+    open_count = len(dev.texts) if dev_limit is None else min(dev_limit, len(dev.texts))
+    grammar_count = GRAMMAR_DEV if dev_limit is None else dev_limit // 3
+    audio = [*dev.audio[:open_count], *grammar_dev.audio[:grammar_count]]
+    refs = [*dev.texts[:open_count], *grammar_dev.texts[:grammar_count]]
+    labels = ["open"] * open_count + ["grammar"] * grammar_count
     rng = np.random.default_rng(DEV_NOISE_SEED)
     torch.set_num_threads(1)
     dev_log_probs = [
-        stream_log_probs(loaded.model, torch.from_numpy(augment(audio, rng, snr_db=(10.0, 40.0))))
-        for audio in dev.audio[:dev_limit]
+        stream_log_probs(loaded.model, torch.from_numpy(augment(clip, rng, snr_db=(10.0, 40.0))))
+        for clip in audio
     ]
-    refs = dev.texts[: len(dev_log_probs)]
     phonemes = (raw.get("metadata") or {}).get("targets") == "phonemes"
     table: dict[str, list[list[str]]] | None = None
     spoken: dict[str, Any] = {}
@@ -138,7 +158,9 @@ def attach(
         }
         print(f"pronunciation table: {spoken['pronunciations']}", flush=True)
     points = ((0.8,), (-1.0,)) if quick else (LM_WEIGHTS, WORD_BONUSES)
-    settings, grid = tune(loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, refs, points, table)
+    settings, grid = tune(
+        loaded.tokens, loaded.blank_id, words, lm, dev_log_probs, refs, points, table, labels
+    )
     chosen = next(
         r for r in grid if (r["lm_weight"], r["word_bonus"]) == (settings.lm_weight, settings.word_bonus)
     )
@@ -150,9 +172,11 @@ def attach(
         "lm_trained_on": f"{len(data.lm_sentences(spec))} training sentences (WordNet examples + grammar)",
         "lm_seconds": round(lm_seconds, 1),
         "decoder_settings": asdict(settings),
-        "tuned_on": f"{len(refs)} open development sentences (WordNet, seed {data.DEV_SEED}), noisy",
+        "tuned_on": f"{labels.count('open')} open development sentences (WordNet, seed {data.DEV_SEED}) "
+        f"+ {labels.count('grammar')} grammar development sentences (seed {grammar_data.DEV_SEED}), noisy",
         "dev_wer": chosen["wer"],
         "dev_cer": chosen["cer"],
+        "dev_wer_by_set": {k[4:]: v for k, v in chosen.items() if k.startswith("wer_")},
         "text_sources": data.source_versions(),
         **spoken,
     }
