@@ -113,7 +113,7 @@ def save_checkpoint(
     word_lm: BigramLm | NgramLm | Mapping[str, Any] | None = None,
     decoder_settings: BeamSettings | None = None,
     lexicon_correction: bool = True,
-    pronunciations: Mapping[str, Iterable[Sequence[str]]] | None = None,
+    pronunciations: Mapping[str, Iterable[Sequence[str] | str]] | None = None,
 ) -> str:
     """Write a checkpoint atomically; return its SHA-256. Tensors are stored contiguous on the CPU.
 
@@ -146,8 +146,10 @@ def save_checkpoint(
     if pronunciations is not None:
         if word_lm is None:
             raise ValueError("pronunciations need a lexicon and a word LM (the word search writes the text)")
+        # A way is a token sequence, or already the stored space-separated string (re-saving).
         payload["pronunciations"] = {
-            word: sorted({" ".join(way) for way in ways}) for word, ways in sorted(pronunciations.items())
+            word: sorted({way if isinstance(way, str) else " ".join(way) for way in ways})
+            for word, ways in sorted(pronunciations.items())
         }
     if isinstance(word_lm, Mapping):
         if decoder_settings is not None:

@@ -211,6 +211,18 @@ def test_the_pronunciation_table_travels_with_the_checkpoint(tmp_path: Path, lm:
     assert set(text.split()) <= set(WORDS)
 
 
+def test_a_loaded_payload_saves_again_unchanged(tmp_path: Path, lm: BigramLm) -> None:
+    # What make demo does to make its v2 and its wrong-token v3: the stored entries passed back.
+    first = tmp_path / "first.pt"
+    save_phoneme_checkpoint(first, lm)
+    stored = torch.load(first, weights_only=True)
+    content = {k: v for k, v in stored.items() if k not in ("format", "version", "metadata")}
+    save_checkpoint(tmp_path / "again.pt", **content)
+    again = torch.load(tmp_path / "again.pt", weights_only=True)
+    assert again["pronunciations"] == stored["pronunciations"]
+    assert again["pronunciations"]["the"] == ["D @2", "D I"]
+
+
 def test_pronunciations_without_a_word_lm_are_refused_at_save(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="word LM"):
         save_checkpoint(
