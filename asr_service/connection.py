@@ -138,6 +138,22 @@ async def wait_closed_or_failed(connection: ServerConnection, service_closing: C
         closed.cancel()
 
 
+#: Linux TCP states (``tcpi_state``) in which the peer has closed its side: CLOSE, CLOSE_WAIT,
+#: LAST_ACK, CLOSING.
+_PEER_CLOSED_STATES = frozenset({7, 8, 9, 11})
+
+
+def _tcp_state(raw: Any) -> int | None:
+    """The socket's TCP state from ``TCP_INFO`` (its first byte), None where unavailable."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return None
+    try:
+        return int(raw.getsockopt(socket.IPPROTO_TCP, option, 1)[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def peer_gone(connection: ServerConnection) -> bool:
     """True when the client is already gone, even if the event loop has not noticed yet.
 
@@ -150,6 +166,10 @@ def peer_gone(connection: ServerConnection) -> bool:
     transport = connection.transport
     raw = transport.get_extra_info("socket") if transport is not None else None
     if raw is None:
+        return True
+    if _tcp_state(raw) in _PEER_CLOSED_STATES:
+        # The peer's FIN arrived, even if audio it sent before is still unread (a busy loop):
+        # the peek below would see that data first and call the peer alive.
         return True
     try:
         with socket.fromfd(raw.fileno(), socket.AF_INET, socket.SOCK_STREAM) as peek:
