@@ -9,6 +9,7 @@ and printed only on failure.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from moto import mock_aws
@@ -182,8 +183,12 @@ def test_a_valid_but_wrong_model_fails_its_golden_gate_and_the_alert_names_it(de
     assert demo_run.transcripts["after wrong upload"] == demo_run.transcripts["v2"]
     assert demo_run.service_revision_after_gate_rollback == demo_run.revisions["v2"]
     (alert,) = demo_run.alerts["gate"]
-    assert "golden-set gate, WER 1.00 > 0.1" in alert["subject"]
-    assert "golden gate:   FAILED, WER 1.000 above GOLDEN_MAX_WER 0.1" in alert["message"]
+    # A wrong token list turns nearly every word wrong (a phoneme model may still hit a short one).
+    subject = re.search(r"golden-set gate, WER (\d\.\d\d) > 0\.1", alert["subject"])
+    assert subject is not None and float(subject.group(1)) >= 0.8
+    message = re.search(r"golden gate:   FAILED, WER (\d\.\d{3}) above GOLDEN_MAX_WER 0\.1", alert["message"])
+    assert message is not None
+    assert float(message.group(1)) == pytest.approx(float(subject.group(1)), abs=0.005)
 
 
 @slow

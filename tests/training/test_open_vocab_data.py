@@ -103,6 +103,6 @@ def test_open_model_card_puts_both_test_sets_in_one_table(tmp_path: Path) -> Non
     }  # fmt: skip
     card = render_open(tmp_path / "m.pt", meta, result, open_eval, "ab" * 32, 10**7, [])
     assert card.count("| m.pt |") == 3
-    assert "make demo-model-open" in card and "24000 WordNet 3.0 example sentences" in card
+    assert "make demo-model`" in card and "24000 WordNet 3.0 example sentences" in card
     assert "broad lexicon of 88000 words" in card and "of → ∅ ×3" in card
     assert card.index("## Results on both test sets") < card.index("## Grammar set in detail")

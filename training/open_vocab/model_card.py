@@ -109,8 +109,13 @@ def render_open(
                 "sentences of the template grammar (`training/text.py`), mixed. Validation during "
                 "training uses the open development sentences; the test sets are below."
             )
+    symbols = max(0, len(meta.get("tokens", [])) - 2)
     replacements = {
-        "Reproduce from scratch with `make demo-model`": "Reproduce from scratch with `make demo-model-open`",
+        "character CTC head (a-z, apostrophe, word boundary, blank).": (
+            f"phoneme CTC head ({symbols} espeak-ng phonemes, word boundary, blank)."
+            if phonemes
+            else "character CTC head (a-z, apostrophe, word boundary, blank)."
+        ),
         "evaluate with `make eval`.": (
             "evaluate with `make eval-open MODEL=...` (both test sets) and `make eval`."
         ),
@@ -133,6 +138,19 @@ def render_open(
             )
         for old, new in replacements.items():
             lines[i] = lines[i].replace(old, new)
+    if phonemes:
+        # The grammar card explains letter decoding; a phoneme model has one decoding only.
+        lines = [
+            (
+                "Word search: the model's phonemes go through the native lexicon search over the "
+                "pronunciation table and the word LM, frame by frame as the audio streams (partials "
+                "and finals alike). The held-out test sentences were used for none of this: not for "
+                "training, not for the LM, not for tuning."
+            )
+            if ln.startswith("Lexicon correction: the checkpoint carries")
+            else ln
+            for ln in lines
+        ]
     results_at = next(i for i, ln in enumerate(lines) if ln.startswith("## Results"))
     lines[results_at:results_at] = open_section(meta, open_eval)
     lines = [
@@ -152,7 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.started_at:
         minutes = (time.time() - args.started_at) / 60
-        args.note.insert(0, f"make demo-model-open ran end to end in {minutes:.1f} min.")
+        args.note.insert(
+            0,
+            "The recipe ran end to end (synthesis, phoneme targets, training, lexicon, pronunciations, LM "
+            f"and tuning, both evaluations) in {minutes:.1f} min.",
+        )
     loaded = load_checkpoint(args.model)
     meta = dict(loaded.metadata) | {
         "arch": loaded.arch,
