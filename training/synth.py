@@ -67,6 +67,12 @@ def random_voice(rng: random.Random) -> Voice:
     )
 
 
+def draw_voices(count: int, seed: int) -> list[Voice]:
+    """The seeded voices :func:`build_corpus` gives ``count`` utterances (one per utterance, in order)."""
+    rng = random.Random(seed)
+    return [random_voice(rng) for _ in range(count)]
+
+
 def espeak_binary() -> str:
     found = shutil.which("espeak-ng")
     if not found:
@@ -145,8 +151,7 @@ def build_corpus(
 
     ``report`` hears of every finished batch (utterances), in order.
     """
-    rng = random.Random(seed)
-    voices = [random_voice(rng) for _ in texts]
+    voices = draw_voices(len(texts), seed)
     jobs = [(list(texts[i : i + batch]), voices[i : i + batch]) for i in range(0, len(texts), batch)]
     audio: list[np.ndarray] = []
     if workers <= 1:

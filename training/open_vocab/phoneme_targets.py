@@ -27,7 +27,7 @@ from pathlib import Path
 from asr_service.model.ctc import WORD_BOUNDARY
 from asr_service.model.wer import edit_distance
 from training import synth
-from training.open_vocab.phonemes import Pronunciation, phonemize
+from training.open_vocab.phonemes import Pronunciation, isolated, phonemize
 
 BLANK = "<blank>"
 #: Input words one espeak-ng word may cover (a join), and espeak-ng words one input word may
@@ -39,12 +39,6 @@ CACHE_VERSION = 1
 
 def _joined(parts: Sequence[Pronunciation]) -> Pronunciation:
     return tuple(p for part in parts for p in part)
-
-
-def isolated(words: Sequence[str], accent: str) -> dict[str, Pronunciation]:
-    """Each word spoken alone (parts of a word espeak-ng splits are joined)."""
-    unique = sorted(set(words))
-    return {w: _joined(parsed) for w, parsed in zip(unique, phonemize(unique, accent), strict=True)}
 
 
 def _split(spoken: Pronunciation, alone: Sequence[Pronunciation]) -> list[Pronunciation]:

@@ -70,6 +70,15 @@ def phonemize(lines: Sequence[str], voice: str = "en-us") -> list[list[Pronuncia
     return [parse_line(line) for line in out]
 
 
+def isolated(words: Sequence[str], voice: str = "en-us") -> dict[str, Pronunciation]:
+    """Each distinct word spoken alone (the parts of a word espeak-ng splits are joined)."""
+    unique = sorted(set(words))
+    return {
+        w: tuple(p for part in parsed for p in part)
+        for w, parsed in zip(unique, phonemize(unique, voice), strict=True)
+    }
+
+
 @dataclass(frozen=True)
 class ContextReport:
     sentences: int
@@ -87,11 +96,7 @@ class ContextReport:
 
 def context_report(sentences: Sequence[str], voice: str = "en-us") -> ContextReport:
     """Compare each sentence's phonemes with its words' isolated pronunciations."""
-    words = sorted({w for s in sentences for w in s.split()})
-    alone = {
-        w: tuple(p for part in parsed for p in part)
-        for w, parsed in zip(words, phonemize(words, voice), strict=True)
-    }
+    alone = isolated([w for s in sentences for w in s.split()], voice)
     identical = phonemes = edits = merged = 0
     inventory: set[str] = set()
     variants: Counter[tuple[str, Pronunciation, Pronunciation]] = Counter()

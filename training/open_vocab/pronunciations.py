@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -25,8 +24,8 @@ from pathlib import Path
 
 from training import synth
 from training.open_vocab import data
-from training.open_vocab.phoneme_targets import isolated, targets_for
-from training.open_vocab.phonemes import Pronunciation
+from training.open_vocab.phoneme_targets import targets_for
+from training.open_vocab.phonemes import Pronunciation, isolated
 
 MIN_CONTEXT_COUNT = 2
 CACHE_VERSION = 1
@@ -91,10 +90,9 @@ def build_table(words: Sequence[str], alone: dict[str, dict[str, Pronunciation]]
 
 def training_context(spec: data.OpenSpec) -> Table:
     """In-context forms from the recipe's training targets (the same cached file training wrote;
-    the voices are re-drawn from the corpus seed, exactly as ``synth.build_corpus`` drew them)."""
+    the voices are re-drawn from the corpus seed with ``synth.draw_voices``, as the corpus drew them)."""
     texts = data.train_sentences(spec)
-    rng = random.Random(spec.train_seed + 1)
-    voices = [synth.random_voice(rng) for _ in texts]
+    voices = synth.draw_voices(len(texts), spec.train_seed + 1)  # data._build's corpus seed
     return context_forms(texts, targets_for(texts, voices, data.CACHE_DIR))
 
 
