@@ -220,7 +220,8 @@ class IncrementalGreedyDecoder:
         #: The segment's log-prob blocks, kept only for a word decoder's second pass.
         self._blocks: list[torch.Tensor] = []
         #: (frames searched, text) of the last partial search of a phoneme model.
-        self._searched: tuple[int, str] = (0, "")
+        self._searched: tuple[int, str] = (-1, "")
+        self._segment_has_speech = False  # a speech token (not blank, not "▁") in this segment
 
     # ------------------------------------------------------------------ feeding
     def accept(self, log_probs: torch.Tensor) -> None:
@@ -245,6 +246,7 @@ class IncrementalGreedyDecoder:
                     self._ids.append(token)
                 if token not in self._silent_ids:
                     self._last_speech_frame = frame
+                    self._segment_has_speech = True
             self._previous = token
         self._frames_seen += len(probs)
 
@@ -264,20 +266,23 @@ class IncrementalGreedyDecoder:
         return self.lexicon.correct_text(text, last_word_complete=False)
 
     def _searched_text(self) -> str:
-        """The word search over the segment so far (a phoneme model's partial), cached per frame count."""
-        if self._word_stream is not None:
-            return (self._word_stream.best() or "") if self._ids else ""
-        frames = sum(block.shape[0] for block in self._blocks)
-        if self._ids and self.word_decoder is not None and frames != self._searched[0]:
-            self._searched = (frames, self.word_decoder.decode(torch.cat(self._blocks)) or "")
-        return self._searched[1] if self._ids else ""
+        """The word search over the segment so far (a phoneme model's partial), run once per block."""
+        if not self._ids or self.word_decoder is None:
+            return ""
+        if self._frames_seen != self._searched[0]:  # once per new block, however often it is read
+            if self._word_stream is not None:
+                found = self._word_stream.best()
+            else:
+                found = self.word_decoder.decode(torch.cat(self._blocks))
+            self._searched = (self._frames_seen, found or "")
+        return self._searched[1]
 
     @property
     def has_speech(self) -> bool:
         """Whether the current segment has any text (for a phoneme model: any phoneme, so that
         the endpointer does not run a word search on every silence check)."""
         if self.pronounced:
-            return any(i not in self._silent_ids for i in self._ids)
+            return self._segment_has_speech
         return bool(self.partial_text)
 
     @property

@@ -183,7 +183,7 @@ def phoneme_model() -> StreamingGruCtc:
     return StreamingGruCtc(SMALL_CONFIG, LogMelSettings(), TOKENS)
 
 
-def save_phoneme_checkpoint(path: Path, lm: BigramLm, table: dict[str, list[list[str]]] | None = None) -> str:
+def save_phoneme_checkpoint(path: Path, lm: BigramLm | None) -> str:
     return save_checkpoint(
         path,
         arch=ARCH_NAME,
@@ -194,7 +194,7 @@ def save_phoneme_checkpoint(path: Path, lm: BigramLm, table: dict[str, list[list
         state_dict=phoneme_model().state_dict(),
         lexicon=WORDS,
         word_lm=lm,
-        pronunciations=PRONUNCIATIONS if table is None else table,
+        pronunciations=PRONUNCIATIONS,
     )
 
 
@@ -225,17 +225,7 @@ def test_a_loaded_payload_saves_again_unchanged(tmp_path: Path, lm: BigramLm) ->
 
 def test_pronunciations_without_a_word_lm_are_refused_at_save(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="word LM"):
-        save_checkpoint(
-            tmp_path / "x.pt",
-            arch=ARCH_NAME,
-            hparams=SMALL_CONFIG.to_dict(),
-            features=LogMelSettings().to_dict(),
-            tokens=TOKENS,
-            blank_id=0,
-            state_dict=phoneme_model().state_dict(),
-            lexicon=WORDS,
-            pronunciations=PRONUNCIATIONS,
-        )
+        save_phoneme_checkpoint(tmp_path / "x.pt", None)
 
 
 @pytest.mark.parametrize(
