@@ -140,7 +140,7 @@ async def wait_closed_or_failed(connection: ServerConnection, service_closing: C
 
 #: Linux TCP states (``tcpi_state``) in which the peer has closed its side: CLOSE, CLOSE_WAIT,
 #: LAST_ACK, CLOSING.
-_PEER_CLOSED_STATES = frozenset({7, 8, 9, 11})
+PEER_CLOSED_STATES = frozenset({7, 8, 9, 11})
 
 
 def _tcp_state(raw: Any) -> int | None:
@@ -167,7 +167,7 @@ def peer_gone(connection: ServerConnection) -> bool:
     raw = transport.get_extra_info("socket") if transport is not None else None
     if raw is None:
         return True
-    if _tcp_state(raw) in _PEER_CLOSED_STATES:
+    if _tcp_state(raw) in PEER_CLOSED_STATES:
         # The peer's FIN arrived, even if audio it sent before is still unread (a busy loop):
         # the peek below would see that data first and call the peer alive.
         return True

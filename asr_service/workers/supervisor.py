@@ -5,7 +5,9 @@ worker with the fewest open connections (``__init__``'s docstring says why not `
 It keeps ``MAX_SESSIONS`` for the whole task: a worker about to accept a handshake asks it for a
 slot (``reserve``), which it grants while the workers together hold fewer sessions than that; a
 refused worker answers the handshake with today's 503. Slots count sessions, as in the single
-process, not TCP connections: a client that never completes its handshake takes none.
+process, not TCP connections: a client that never completes its handshake takes none. At
+capacity, sessions whose client already left do not count, whichever worker holds them
+(``tcp_table``: a busy worker tells of its closed connections late).
 
 It serves ``/health``, ``/ready`` (200 only when every worker is
 ready and none drains), ``/metrics`` (all workers added up, ``aggregate``) and writes the EMF
@@ -39,7 +41,7 @@ from asr_service.logging_setup import get_logger
 from asr_service.metrics import autoscaling_record
 from asr_service.settings import Settings
 from asr_service.ui.routes import add_ui_routes, page_config_of
-from asr_service.workers import channel
+from asr_service.workers import channel, tcp_table
 from asr_service.workers.aggregate import AutoscalingDeltas, Snapshot, merge_json, merge_prometheus
 
 log = get_logger(component="supervisor")
@@ -57,7 +59,8 @@ class Worker:
     ready: bool = False
     draining: bool = False
     ever_ready: bool = False
-    connections: set[int] = field(default_factory=set)  # handed connection ids not yet closed
+    #: handed connection ids not yet closed, each with its socket's inode (``tcp_table``)
+    connections: dict[int, int] = field(default_factory=dict)
     sessions: set[int] = field(default_factory=set)  # those of them holding a MAX_SESSIONS slot
     waiting: dict[int, asyncio.Future[Snapshot]] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
@@ -228,7 +231,7 @@ class Supervisor:
                 os.close(fd)
             kind = message.get("t")
             if kind == "closed":
-                worker.connections.discard(int(message["id"]))
+                worker.connections.pop(int(message["id"]), None)
                 worker.sessions.discard(int(message["id"]))
             elif kind == "released":  # the session ended; its connection may linger a little
                 worker.sessions.discard(int(message["id"]))
@@ -270,22 +273,37 @@ class Supervisor:
             return
         worker = min(candidates, key=lambda w: len(w.connections))
         connection_id = next(self._connection_ids)
+        inode = tcp_table.socket_inode(client)
         try:
             channel.send(worker.control, {"t": "conn", "id": connection_id}, client.fileno(), wait=False)
         except OSError as error:  # a stuck or dying worker: this client gets a close
             log.warning("hand_over_failed", worker=worker.index, error=type(error).__name__)
             return
-        worker.connections.add(connection_id)
+        worker.connections[connection_id] = inode
 
     def _reserve(self, worker: Worker, connection_id: int, stale: int) -> None:
         """A worker asks for a MAX_SESSIONS slot before it accepts a handshake. ``stale``: its
         sessions whose client is already gone though not yet released (they do not count, as in
-        the single process's rule at capacity)."""
-        granted = self.admitted() - stale < self.settings.max_sessions
+        the single process's rule at capacity). At capacity the kernel's socket table also
+        counts the gone clients of every other worker, which may be too busy to have said so."""
+        admitted = self.admitted()
+        granted = admitted - stale < self.settings.max_sessions
+        if not granted:
+            granted = admitted - max(stale, self._gone_sessions()) < self.settings.max_sessions
         if granted and connection_id in worker.connections:
             worker.sessions.add(connection_id)
         with contextlib.suppress(OSError):
             channel.send(worker.control, {"t": "reserved", "id": connection_id, "ok": granted}, wait=False)
+
+    def _gone_sessions(self) -> int:
+        """Sessions of any worker whose client socket is closed, reset or half-closed by the peer
+        (0 where the kernel's table cannot be read)."""
+        live = tcp_table.live_inodes()
+        if live is None:
+            return 0
+        return sum(
+            1 for w in self.workers.values() for cid in w.sessions if w.connections.get(cid) not in live
+        )
 
     # ------------------------------------------------------------------ metrics
     async def snapshots(self) -> dict[int, Snapshot]:

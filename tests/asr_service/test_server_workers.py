@@ -3,6 +3,7 @@ the shipped demo model, real clips, a real websockets client (asr_service/worker
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,10 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
+from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from asr_service.audio import encode_pcm16
+from bench.soak_clients import reset_connection
 from tests.asr_service.helpers import http_get, wait_until
 from tests.asr_service.wsclient import final_text, recv_all, recv_event
 
@@ -283,3 +286,52 @@ def test_workers_drain_and_exit_when_their_supervisor_is_killed():
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stalled_worker_whose_clients_left_does_not_make_the_other_refuse():
+    """A worker whose event loop cannot run (SIGSTOP stands in for a long model step holding
+    the GIL) cannot tell the supervisor that its clients left. Their slots are free all the
+    same: the other worker must admit new sessions up to MAX_SESSIONS, not answer 503."""
+    task = TaskProcess(MAX_SESSIONS="4")
+    stalled = 0
+
+    async def scenario() -> list[int]:
+        nonlocal stalled
+        first = []
+        for _ in range(4):  # two on each worker (each newcomer goes to the one with fewer)
+            ws = await async_connect(task.url)
+            await ws.recv()
+            await ws.send(json.dumps({"type": "start", "sample_rate": 16000, "encoding": "s16le"}))
+            first.append(ws)
+        await asyncio.to_thread(
+            wait_until, lambda: [w["sessions"] for w in task.readiness()[1]["workers"]] == [2, 2]
+        )
+        stalled = task.readiness()[1]["workers"][1]["pid"]
+        os.kill(stalled, signal.SIGSTOP)
+        for ws in first:
+            reset_connection(ws)  # all four vanish; only worker 0 can notice
+        # (in a thread: the resets leave the socket when this loop runs again)
+        await asyncio.to_thread(wait_until, lambda: task.readiness()[1]["workers"][0]["sessions"] == 0)
+        # Worker 0 now has the fewest connections, so it gets the three newcomers (a tie goes
+        # to it too). With worker 1's two gone clients still counted, the third was refused.
+        statuses = []
+        newcomers = []
+        for _ in range(3):
+            try:
+                ws = await async_connect(task.url, open_timeout=10)
+            except InvalidStatus as refused:
+                statuses.append(refused.response.status_code)
+                continue
+            statuses.append(101)
+            assert json.loads(await ws.recv())["type"] == "connection"
+            newcomers.append(ws)
+        for ws in newcomers:
+            await ws.close()
+        return statuses
+
+    try:
+        assert asyncio.run(scenario()) == [101, 101, 101]
+    finally:
+        if stalled:
+            os.kill(stalled, signal.SIGCONT)
+        assert task.stop() == 0

@@ -1,0 +1,52 @@
+"""The kernel's view of the task's client sockets, readable by any of its processes.
+
+A worker learns that a client left only when its event loop runs; while a long model step holds
+the GIL that can be a while, and the supervisor keeps counting the session against
+``MAX_SESSIONS``. A busy worker therefore made the *other* worker answer 503 while slots were in
+fact free (the soak saw it now and then). The supervisor does not hold the clients' sockets, but
+the kernel lists every TCP socket of the network namespace in ``/proc/net/tcp`` and
+``/proc/net/tcp6`` with its state and inode, and the inode is the same in every process that
+shares the socket. So, at capacity only, the supervisor reads that table once and counts the
+sessions whose socket is closed, reset (gone from the table) or half-closed by the peer.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+
+from asr_service.connection import PEER_CLOSED_STATES
+
+TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def socket_inode(sock: socket.socket) -> int:
+    """The socket's inode: the number ``/proc/net/tcp`` lists it under, in every process."""
+    return os.fstat(sock.fileno()).st_ino
+
+
+def live_inodes(tables: Iterable[str] = TABLES) -> frozenset[int] | None:
+    """Inodes of the sockets whose peer has not closed or reset; None where no table is readable
+    (not Linux): the caller then keeps its own, narrower count."""
+    live: set[int] = set()
+    read_any = False
+    for path in tables:
+        try:
+            lines = Path(path).read_text(encoding="ascii").splitlines()[1:]  # first: column names
+        except OSError:
+            continue
+        read_any = True
+        for line in lines:
+            fields = line.split()
+            # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+            if len(fields) < 10:
+                continue
+            try:
+                state, inode = int(fields[3], 16), int(fields[9])
+            except ValueError:
+                continue
+            if inode and state not in PEER_CLOSED_STATES:
+                live.add(inode)
+    return frozenset(live) if read_any else None
