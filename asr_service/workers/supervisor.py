@@ -50,6 +50,12 @@ _SNAPSHOT_TIMEOUT_S = 2.0
 _DRAIN_MARGIN_S = 5.0  # past the workers' own drain budget before they are killed
 
 
+@dataclass(frozen=True)
+class Handed:
+    inode: int  # the socket's number in the kernel's table, the same in the worker
+    at: float  # time.monotonic() of the hand-over
+
+
 @dataclass
 class Worker:
     index: int
@@ -59,8 +65,8 @@ class Worker:
     ready: bool = False
     draining: bool = False
     ever_ready: bool = False
-    #: handed connection ids not yet closed, each with its socket's inode (``tcp_table``)
-    connections: dict[int, int] = field(default_factory=dict)
+    #: handed connection ids not yet closed, each with its socket (``tcp_table``)
+    connections: dict[int, Handed] = field(default_factory=dict)
     sessions: set[int] = field(default_factory=set)  # those of them holding a MAX_SESSIONS slot
     waiting: dict[int, asyncio.Future[Snapshot]] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +97,7 @@ class Supervisor:
         self._listener: socket.socket | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._emf = AutoscalingDeltas()
+        self._sockets = tcp_table.CachedTable()
         self._routes()
 
     # ------------------------------------------------------------------ status
@@ -273,13 +280,13 @@ class Supervisor:
             return
         worker = min(candidates, key=lambda w: len(w.connections))
         connection_id = next(self._connection_ids)
-        inode = tcp_table.socket_inode(client)
+        handed = Handed(tcp_table.socket_inode(client), time.monotonic())
         try:
             channel.send(worker.control, {"t": "conn", "id": connection_id}, client.fileno(), wait=False)
         except OSError as error:  # a stuck or dying worker: this client gets a close
             log.warning("hand_over_failed", worker=worker.index, error=type(error).__name__)
             return
-        worker.connections[connection_id] = inode
+        worker.connections[connection_id] = handed
 
     def _reserve(self, worker: Worker, connection_id: int, stale: int) -> None:
         """A worker asks for a MAX_SESSIONS slot before it accepts a handshake. ``stale``: its
@@ -298,12 +305,15 @@ class Supervisor:
     def _gone_sessions(self) -> int:
         """Sessions of any worker whose client socket is closed, reset or half-closed by the peer
         (0 where the kernel's table cannot be read)."""
-        live = tcp_table.live_inodes()
+        live = self._sockets.live()
         if live is None:
             return 0
-        return sum(
-            1 for w in self.workers.values() for cid in w.sessions if w.connections.get(cid) not in live
-        )
+        read_at = self._sockets.read_at
+
+        def gone(handed: Handed | None) -> bool:
+            return handed is None or (handed.at < read_at and handed.inode not in live)
+
+        return sum(1 for w in self.workers.values() for cid in w.sessions if gone(w.connections.get(cid)))
 
     # ------------------------------------------------------------------ metrics
     async def snapshots(self) -> dict[int, Snapshot]:

@@ -12,8 +12,10 @@ sessions whose socket is closed, reset (gone from the table) or half-closed by t
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -50,3 +52,22 @@ def live_inodes(tables: Iterable[str] = TABLES) -> frozenset[int] | None:
             if inode and state not in PEER_CLOSED_STATES:
                 live.add(inode)
     return frozenset(live) if read_any else None
+
+
+class CachedTable:
+    """``live_inodes`` read at most once per ``ttl_s``: under an overload storm every refused
+    handshake asks, and one read costs about a millisecond per thousand sockets. A socket made
+    after the read is not in it: callers count a socket as gone only if it is older than the read
+    (``read_at``), or a new session would look gone and be admitted past the limit."""
+
+    def __init__(self, ttl_s: float = 0.1, tables: Iterable[str] = TABLES) -> None:
+        self.ttl_s = ttl_s
+        self.tables = tuple(tables)
+        self.read_at = -math.inf
+        self._live: frozenset[int] | None = None
+
+    def live(self) -> frozenset[int] | None:
+        now = time.monotonic()
+        if now - self.read_at >= self.ttl_s:
+            self._live, self.read_at = live_inodes(self.tables), now
+        return self._live
