@@ -7,7 +7,6 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,9 @@ import pytest
 from asr_service.settings import Settings
 from asr_service.workers.supervisor import Handed, Supervisor, Worker
 from asr_service.workers.tcp_table import CachedTable, live_inodes, socket_inode
+from tests.asr_service.helpers import wait_until
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="/proc/net/tcp is Linux's")
-
-
-def settle(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def pair(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
@@ -57,7 +48,7 @@ def test_a_connected_client_is_live_and_one_that_left_is_not(family: int, host: 
             closing.close()  # FIN behind unread data: CLOSE_WAIT on the server's side
             resetting.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             resetting.close()  # RST: the socket leaves the table
-            assert settle(lambda: not live(inodes[1]) and not live(inodes[2]))
+            wait_until(lambda: not live(inodes[1]) and not live(inodes[2]), timeout=2.0)
             assert live(inodes[0])
         finally:
             for sock in (staying, staying_server, closing_server, resetting_server):
