@@ -14,7 +14,7 @@ convert-ezspeech: venv ## Convert an EzSpeech CKPT=... TOKENIZER=... into OUT=..
 
 # The exact recipe of $(EZSPEECH_SMALL_MODEL): train in EzSpeech's own checkpoint layout
 # (last.ckpt + tokenizer.model, what an EzSpeech user has), then take the user's path in.
-ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Conformer (synthetic speech; 25-minute budget, synthesis included) and convert it
+ezspeech-small-model: venv system-deps ## Re-train the small ctc_sc-layout Conformer (synthetic speech; 40-minute budget, synthesis included) and convert it
 	nice -n 5 $(PY) -m training.ezspeech_small --out-dir $(EZSPEECH_SMALL_DIR) $(TRAIN_ARGS)
 	$(MAKE) convert-ezspeech CKPT=$(EZSPEECH_SMALL_DIR)/last.ckpt TOKENIZER=$(EZSPEECH_SMALL_DIR)/tokenizer.model \
 		OUT=$(EZSPEECH_SMALL_MODEL)

@@ -27,11 +27,11 @@ CLIPS = REPO / "tests" / "data" / "clips"
 TRANSCRIPTS: dict[str, str] = json.loads((CLIPS / "transcripts.json").read_text())
 RATE = 16000
 #: Served character error rate over the five demo clips (held-out sentences, voices fixed before
-#: training). The small model had a 25-minute budget and is weak (train-summary.json beside it:
-#: greedy CER 0.58 on held-out sentences, 0.60 on these clips), so the bound is on characters: it
-#: holds for the trained weights and fails for random weights of the same architecture (the test
-#: after this one; seeds 0-2 give 0.95-1.6).
-MAX_CER = 0.70
+#: training). The small model has a 40-minute budget and is still weak (train-summary.json beside
+#: it: greedy CER 0.45 on held-out sentences; served 0.47 chunked, 0.48 growing-window on these
+#: clips), so the bound is on characters: it holds for the trained weights and fails for random
+#: weights of the same architecture (the test after this one; seeds 0-2 give 0.95-1.6).
+MAX_CER = 0.60
 
 
 @pytest.fixture(scope="module")
