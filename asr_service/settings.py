@@ -73,7 +73,7 @@ class Settings:
     #: The chunked windows (asr_service.decoding.chunked.ChunkedSettings; same defaults, tested).
     chunked_chunk_s: float = 1.6
     chunked_left_s: float = 1.6
-    chunked_right_s: float = 0.8
+    chunked_right_s: float = 1.2
 
     def __post_init__(self) -> None:
         tokens: object = self.auth_tokens

@@ -81,11 +81,29 @@ def test_partials_cover_the_tentative_tail_and_refresh_every_step(make_engine) -
     audio = regions((0.4, 0.16), (0.24, 0.4), (0.4, 0.16), (0.32, 0.8))
     collector = run(make_engine(model, endpoint_silence_s=10.0), audio, piece=2 * FRAME)
     partials = [u.partial for u in collector.updates if u.partial]
+    # One step in (0.64 s), before the first window's right context has arrived, the preview:
+    # all of it tentative, r3 still cut short by the end of the audio so far.
+    assert (partials[0].text, partials[0].end_s) == ("r5 r1", pytest.approx(0.64, abs=0.09))
+    assert model.calls[0] == [round(SETTINGS.chunk_s * RATE)]
     # The first window (0-1.12 s) keeps 0-0.64 s, where r5 is; r3 (centre 0.68 s) is in its tail.
-    assert partials[0].text == "r5 r3"
-    assert partials[0].end_s == pytest.approx(1.12, abs=0.09)
-    assert [p.text for p in partials] == sorted({p.text for p in partials}, key=len)  # only grows
+    assert partials[1].text == "r5 r3"
+    assert partials[1].end_s == pytest.approx(1.12, abs=0.09)
+    later = [p.text for p in partials[1:]]
+    assert later == sorted(set(later), key=len)  # from the first window on, only grows
     assert partials[-1].text == collector.finals()[0] == whole_decode(model, audio)
+
+
+def test_the_preview_commits_nothing_and_comes_only_once() -> None:
+    model = RegionModel()
+    strategy = ChunkedStrategy(model, torch.device("cpu"), SETTINGS)
+    decoder = strategy.new_decoder()
+    audio = torch.from_numpy(regions((0.4, 0.16), (0.24, 0.4), (0.4, 0.16), (0.32, 0.8)))
+    step = round(SETTINGS.chunk_s * RATE)
+    strategy.step([StepItem(decoder, audio[:step], None, step, last=False)])
+    assert decoder.step_start == 0 and decoder.current().text == "r5 r1"  # tail only
+    more = round(0.16 * RATE)
+    strategy.step([StepItem(decoder, audio[step : step + more], None, more, last=False)])
+    assert len(model.calls) == 1  # no second preview while the first window is not due
 
 
 def test_state_and_window_stay_bounded_on_a_long_stream() -> None:
@@ -170,11 +188,13 @@ def test_an_empty_stream_gets_an_empty_final_without_a_decode(make_engine) -> No
     assert model.calls == []
 
 
-def test_a_stream_shorter_than_a_window_is_decoded_once_as_a_whole(make_engine) -> None:
+def test_a_stream_shorter_than_a_window_is_decoded_whole_once_after_at_most_the_preview(make_engine) -> None:
     model = RegionModel()
     audio = regions((0.4, 0.3))[: RATE - 77]
-    run(make_engine(model, endpoint_silence_s=5.0), audio)
-    assert model.calls == [[audio.size]]
+    collector = run(make_engine(model, endpoint_silence_s=5.0), audio)
+    # At most the preview (one step in) before eof, then the whole stream once.
+    assert model.calls[-1] == [audio.size] and len(model.calls) <= 2
+    assert collector.finals() == [whole_decode(model, audio)]
 
 
 def test_a_stream_within_one_window_gets_a_whole_utterance_final(make_engine) -> None:

@@ -113,4 +113,4 @@ def test_full_context_strategy_defaults_to_chunked_and_growing_window_is_selecta
         ["--chunked-chunk-s", "0.96"], {"FULL_CONTEXT_STRATEGY": "growing-window", "CHUNKED_LEFT_S": "1.6"}
     )
     assert chosen.full_context_strategy == "growing-window"
-    assert chunked_settings(chosen) == ChunkedSettings(chunk_s=0.96, left_s=1.6, right_s=0.8)
+    assert chunked_settings(chosen) == ChunkedSettings(chunk_s=0.96, left_s=1.6, right_s=1.2)
