@@ -36,7 +36,7 @@ from asr_service.metrics import current_value
 from asr_service.server import AsrServer, serve_forever
 from asr_service.session import Session
 from asr_service.settings import Settings
-from asr_service.workers import channel
+from asr_service.workers import channel, tcp_table
 from asr_service.workers.aggregate import Snapshot
 
 log = get_logger(component="worker")
@@ -132,10 +132,13 @@ class WorkerServer(AsrServer):
             return response
         if await self._reserve(connection.connection_id, 0):
             return None
-        # At capacity: sessions whose client is gone do not count (AsrServer's rule, per worker).
-        stale = sum(1 for session in self.sessions if session.peer_gone())
-        if stale and await self._reserve(connection.connection_id, stale):
-            return None
+        # At capacity, sessions whose client is gone do not count. Where the kernel's socket table
+        # is readable the supervisor has already counted them for every worker (tcp_table); only
+        # elsewhere does this worker count its own and ask again (AsrServer's rule, per worker).
+        if not tcp_table.readable():
+            stale = sum(1 for session in self.sessions if session.peer_gone())
+            if stale and await self._reserve(connection.connection_id, stale):
+                return None
         self.metrics.reject("max_sessions")
         return self._unavailable(connection, "too many concurrent sessions\n")
 
