@@ -82,15 +82,21 @@ class BeamSettings:
     missing_space_penalty: float = -4.0
     #: Tokens whose frame log-probability is below this are not considered at that frame.
     token_floor: float = -10.0
+    #: The native search only: hypotheses this far (natural log) behind the best are dropped.
+    #: 15 was picked with the letter models; a phoneme model's 88k-word search is tuned by
+    #: ``training.open_vocab.attach`` (a wider beam under a tighter threshold: better and cheaper).
+    beam_threshold: float = 15.0
 
     def __post_init__(self) -> None:
         # Read back from checkpoints: a hostile or broken value must fail at load, not mid-stream.
         if not isinstance(self.beam, int) or not 1 <= self.beam <= 256:
             raise ValueError(f"beam must be an integer in 1..256, got {self.beam!r}")
-        for name in ("lm_weight", "word_bonus", "missing_space_penalty", "token_floor"):
+        for name in ("lm_weight", "word_bonus", "missing_space_penalty", "token_floor", "beam_threshold"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.beam_threshold <= 0:
+            raise ValueError(f"beam_threshold must be positive, got {self.beam_threshold!r}")
 
 
 #: Words one spelling (a pronunciation) may stand for: flashlight's trie keeps at most six labels

@@ -75,6 +75,37 @@ def test_unseen_lexicon_words_keep_some_probability() -> None:
     assert -8 < lm.log10_prob((lm.boundary,), zebra) < -2
 
 
+def test_a_background_frequency_list_shifts_the_unigrams_and_keeps_every_distribution_whole() -> None:
+    # The corpus never says "rug" after "under the" as often as "mat"; a background list that
+    # finds "rug" common must make it likelier wherever the LM backs off to the unigrams.
+    background = [1.0 if w == "rug" else 0.1 for w in WORDS]
+    background = [b / sum(background) for b in background]
+    plain = _lm(min_count=2)
+    mixed = kneser_ney.estimate(
+        _corpus(400), WORDS, order=3, min_count=2, background=background, background_weight=0.3
+    )
+    rug = WORDS.index("rug")
+    assert mixed.log10_prob((), rug) > plain.log10_prob((), rug)
+    for context in _contexts(mixed):
+        total = sum(10 ** mixed.log10_prob(context, w) for w in range(mixed.boundary + 1))
+        assert total == pytest.approx(1.0, abs=1e-6), context
+    # The sentence the corpus keeps saying still wins: the list only moves what the text leaves open.
+    assert mixed.sentence_log10_prob("the big cat sat on the mat") > mixed.sentence_log10_prob("mat the on")
+
+
+@pytest.mark.parametrize(
+    ("background", "weight", "message"),
+    [
+        ([0.5, 0.5], 0.2, "probabilities for"),
+        ([1.0 / len(WORDS)] * len(WORDS), 1.0, r"background_weight must be in \[0, 1\)"),
+        ([0.2] * len(WORDS), 0.2, "probability distribution"),
+    ],
+)
+def test_a_broken_background_is_refused(background: list[float], weight: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        kneser_ney.estimate(_corpus(20), WORDS, background=background, background_weight=weight)
+
+
 def test_discounts_follow_counts_of_counts() -> None:
     d1, d2, d3 = kneser_ney._discounts([1] * 100 + [2] * 40 + [3] * 20 + [4] * 10)
     assert 0 < d1 < d2 < d3 <= 3
@@ -164,6 +195,29 @@ def test_checkpoint_carries_the_ngram_lm_to_either_search(tmp_path: Path, kind: 
         frames[2 * i, CHAR_TOKENS.index(ch)] = 0.0
         frames[2 * i + 1, 0] = 0.0
     assert loaded.word_decoder.decode(frames.log_softmax(-1)) == "the cat"
+
+
+@needs_native
+def test_the_search_threshold_travels_in_the_checkpoint_and_old_ones_keep_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    _checkpoint(path, _lm(), BeamSettings(beam=96, lm_weight=0.5, word_bonus=0.0, beam_threshold=10.0))
+    loaded = load_checkpoint(path, word_decoder="native")
+    assert isinstance(loaded.word_decoder, NativeLexiconDecoder)
+    assert loaded.word_decoder.settings.beam_threshold == 10.0
+    assert loaded.word_decoder._options.beam_threshold == 10.0  # what flashlight prunes with
+    # A checkpoint written before the setting existed loads with the threshold it was tuned under.
+    raw = torch.load(path, weights_only=True)
+    del raw["word_lm"]["decoder"]["beam_threshold"]
+    torch.save(raw, path)
+    reloaded = load_checkpoint(path, word_decoder="native").word_decoder
+    assert isinstance(reloaded, NativeLexiconDecoder)
+    assert reloaded.settings.beam_threshold == 15.0
+
+
+@pytest.mark.parametrize("threshold", [0.0, -1.0, float("nan"), True])
+def test_a_bad_search_threshold_is_refused(threshold: float) -> None:
+    with pytest.raises(ValueError, match="beam_threshold"):
+        BeamSettings(beam_threshold=threshold)
 
 
 def test_python_search_scores_with_the_whole_history() -> None:

@@ -69,11 +69,28 @@ def ngram_counts(sentences: Iterable[Sequence[int]], boundary: int, order: int) 
 
 
 def estimate(
-    sentences: Iterable[Sequence[int]], words: Sequence[str], order: int = 3, min_count: int = 2
+    sentences: Iterable[Sequence[int]],
+    words: Sequence[str],
+    order: int = 3,
+    min_count: int = 2,
+    background: Sequence[float] | None = None,
+    background_weight: float = 0.0,
 ) -> NgramLm:
-    """Modified KN ``order``-gram over ``words`` (ids index it; ``len(words)`` is the boundary)."""
+    """Modified KN ``order``-gram over ``words`` (ids index it; ``len(words)`` is the boundary).
+
+    ``background`` (one probability per word, summing to one) is mixed into the unigram level
+    with ``background_weight``: P1(w) = (1 - λ) P_KN(w) + λ P_bg(w). Every higher order rests on
+    the unigrams (interpolation, then back-off weights by normalisation), so a word frequency list
+    of general English corrects the training text's genre where its contexts are unseen."""
     if order < 1:
         raise ValueError("order must be at least 1")
+    if background is not None:
+        if len(background) != len(words):
+            raise ValueError(f"background has {len(background)} probabilities for {len(words)} words")
+        if not 0.0 <= background_weight < 1.0:
+            raise ValueError("background_weight must be in [0, 1)")
+        if abs(math.fsum(background) - 1.0) > 1e-6 or min(background) < 0.0:
+            raise ValueError("background must be a probability distribution over the words")
     boundary = len(words)
     vocab = boundary + 1  # predictable: every word and </s>
     counts = ngram_counts(sentences, boundary, order)
@@ -100,6 +117,11 @@ def estimate(
             gamma0 = gamma[()]
             for w in range(vocab):
                 current.setdefault((w,), gamma0 / vocab)
+            if background is not None and background_weight > 0.0:
+                lam = background_weight
+                for w in range(vocab):  # </s> (the last id) has no background probability
+                    bg = background[w] if w < boundary else 0.0
+                    current[(w,)] = (1.0 - lam) * current[(w,)] + lam * bg
         probs.append(current)
 
     # Prune the top order, then set back-off weights by normalisation (module doc).
