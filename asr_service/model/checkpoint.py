@@ -29,7 +29,7 @@ import io
 import pickle
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from asr_service.model import streaming_ctc  # noqa: F401
 from asr_service.model.ctc import WORD_BOUNDARY, Lexicon
 from asr_service.model.dataclass_io import dataclass_from_mapping
 from asr_service.model.interface import AcousticModel, architecture_builder
-from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
+from asr_service.model.lexicon_beam import PYTHON_MAX_BEAM, BeamSettings, LexiconBeamDecoder
 from asr_service.model.native_lexicon import NativeLexiconDecoder, native_available
 from asr_service.model.ngram_lm import LM_TYPE as NGRAM_LM_TYPE
 from asr_service.model.ngram_lm import NgramLm, NgramLmError
@@ -246,7 +246,8 @@ def _word_decoder(
             return NativeLexiconDecoder(
                 payload["tokens"], payload["blank_id"], words, lm, settings, pronunciations=pronunciations
             )
-        return LexiconBeamDecoder(payload["tokens"], payload["blank_id"], words, lm, settings, pronunciations)
+        capped = replace(settings, beam=min(settings.beam, PYTHON_MAX_BEAM))
+        return LexiconBeamDecoder(payload["tokens"], payload["blank_id"], words, lm, capped, pronunciations)
     except (WordLmError, NgramLmError, ValueError, TypeError) as exc:
         raise CheckpointFormatError(f"{where}: bad 'word_lm': {exc}") from None
 

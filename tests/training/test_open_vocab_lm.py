@@ -11,7 +11,7 @@ import torch
 
 from asr_service.model.checkpoint import CheckpointFormatError, load_checkpoint, save_checkpoint
 from asr_service.model.features import LogMelSettings
-from asr_service.model.lexicon_beam import BeamSettings, LexiconBeamDecoder
+from asr_service.model.lexicon_beam import PYTHON_MAX_BEAM, BeamSettings, LexiconBeamDecoder
 from asr_service.model.native_lexicon import NativeDecoderError, NativeLexiconDecoder, native_available
 from asr_service.model.ngram_lm import NgramLm, NgramLmError
 from asr_service.model.streaming_ctc import ARCH_NAME, CHAR_TOKENS, StreamingGruCtc, StreamingGruCtcConfig
@@ -212,6 +212,17 @@ def test_the_search_threshold_travels_in_the_checkpoint_and_old_ones_keep_the_de
     reloaded = load_checkpoint(path, word_decoder="native").word_decoder
     assert isinstance(reloaded, NativeLexiconDecoder)
     assert reloaded.settings.beam_threshold == 15.0
+
+
+def test_the_python_search_keeps_a_beam_it_can_afford_and_native_the_tuned_one(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    _checkpoint(path, _lm(), BeamSettings(beam=96, lm_weight=0.5, word_bonus=0.0, beam_threshold=10.0))
+    python = load_checkpoint(path, word_decoder="python").word_decoder
+    assert isinstance(python, LexiconBeamDecoder) and python.settings.beam == PYTHON_MAX_BEAM < 96
+    assert python.settings.lm_weight == 0.5  # only the width changes
+    if native_available():
+        native = load_checkpoint(path, word_decoder="native").word_decoder
+        assert isinstance(native, NativeLexiconDecoder) and native.settings.beam == 96
 
 
 @pytest.mark.parametrize("threshold", [0.0, -1.0, float("nan"), True])
