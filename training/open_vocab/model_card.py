@@ -54,11 +54,16 @@ def open_section(meta: dict[str, Any], open_eval: dict[str, Any]) -> list[str]:
         for name, r in result["sets"].items():
             shown = ", ".join(f"{a or '∅'} → {b or '∅'} ×{n}" for a, b, n in r["confusions"][:8])
             lines.append(f"- {label}, {name}: {shown}")
-    lines += ["", "Text sources (Debian packages; see `training/open_vocab/SOURCES.md`):", ""]
+    lines += ["", "Text sources (Debian, npm and PyPI packages; see `training/open_vocab/SOURCES.md`):", ""]
     lines += ["| source | package | version | licence | role |", "|---|---|---|---|---|"]
     for name, s in (meta.get("text_sources") or data.source_versions()).items():
         lines.append(f"| {name} | `{s['package']}` | {s['installed']} | {s['licence']} | {s['role']} |")
     return [*lines, ""]
+
+
+def _lm_text(meta: dict[str, Any]) -> str:
+    """What the LM was estimated on, as attach recorded it (older checkpoints: the training text)."""
+    return str(meta.get("lm_trained_on") or "the training text only")
 
 
 def render_open(
@@ -85,7 +90,7 @@ def render_open(
                 f"{meta.get('lexicon_words', 0)} words ({meta.get('lexicon', '')}) with a pronunciation "
                 f"table of {table.get('pronunciations', '-')} pronunciations "
                 f"({meta.get('pronunciation_sources', '')}), and a {meta.get('lm_type', 'word n-gram LM')} "
-                f"({' / '.join(map(str, counts))} n-grams) estimated on the training text only. Every "
+                f"({' / '.join(map(str, counts))} n-grams) estimated on {_lm_text(meta)}. Every "
                 "text the server returns, partial and final, is written by the native lexicon search "
                 "over those pronunciations with the LM (words that sound alike are told apart by the LM) "
                 f"(settings {meta.get('decoder_settings', {})}, tuned on {meta.get('tuned_on', '-')}: "
@@ -96,7 +101,7 @@ def render_open(
                 f"- Ships a broad lexicon of {meta.get('lexicon_words', 0)} words "
                 f"({meta.get('lexicon', '')}) "
                 f"and a {meta.get('lm_type', 'word n-gram LM')} ({' / '.join(map(str, counts))} n-grams) "
-                "estimated on the training text only. Partials are greedy CTC (no lexicon snapping with "
+                f"estimated on {_lm_text(meta)}. Partials are greedy CTC (no lexicon snapping with "
                 "this many words); each final is re-decoded by the native lexicon search with the LM "
                 f"(settings {meta.get('decoder_settings', {})}, tuned on {meta.get('tuned_on', '-')}: "
                 f"dev WER {meta.get('dev_wer', 0):.2%})."
@@ -132,7 +137,8 @@ def render_open(
         if line.startswith("- Seeds:"):
             lines[i] = (
                 f"- Seeds: training sentences {spec.get('train_seed')}, open test sentences "
-                f"{spec.get('test_seed')}, open development sentences {data.DEV_SEED}, grammar held-out "
+                f"{spec.get('test_seed')}, open development sentences {data.DEV_SEED}, "
+                f"conversation development lines {data.CONVERSATION_SEED}, grammar held-out "
                 f"{meta.get('data', {}).get('test_seed')}, "
                 f"training {meta.get('train_config', {}).get('seed')}."
             )
