@@ -49,17 +49,20 @@ class StartupError(RuntimeError):
 def load_configured_model(settings: Settings, device: torch.device) -> tuple[AcousticModel, dict[str, Any]]:
     """MODEL_URI / MODEL_PATH / the demo model → verified, loaded model (runs in a thread)."""
     from asr_service.model.checkpoint import load_checkpoint
+    from asr_service.model.precision import apply_model_dtype
     from asr_service.model_fetch import resolve_model
 
     resolved = resolve_model(
         settings.model_uri, settings.model_path, settings.model_sha256, settings.model_cache_dir
     )
     loaded = load_checkpoint(resolved.path, device=device, word_decoder=settings.word_decoder)
+    apply_model_dtype(loaded.module, settings.model_dtype, loaded.arch)
     info = {
         "model_source": resolved.source,
         "model_sha256": resolved.sha256,
         "model_arch": loaded.arch,
         "model_parameters": loaded.num_parameters,
+        "model_dtype": settings.model_dtype,
         # Which search decodes finals: "native" or "python"; None for a model without a word LM.
         "word_decoder": loaded.word_decoder.name if loaded.word_decoder is not None else None,
     }

@@ -74,6 +74,9 @@ class Settings:
     chunked_chunk_s: float = 1.6
     chunked_left_s: float = 1.6
     chunked_right_s: float = 1.2
+    #: The number format the model computes in (asr_service.model.precision): float32, or
+    #: float16/bfloat16 for a model that supports it (the EzSpeech Conformer), meant for GPUs.
+    model_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         tokens: object = self.auth_tokens
@@ -174,10 +177,19 @@ _SPECS: tuple[_Spec, ...] = (
     ),
     ("chunked_left_s", "CHUNKED_LEFT_S", ("--chunked-left-s",), float, "chunked: left context seconds"),
     ("chunked_right_s", "CHUNKED_RIGHT_S", ("--chunked-right-s",), float, "chunked: right context seconds"),
+    (
+        "model_dtype",
+        "MODEL_DTYPE",
+        ("--model-dtype",),
+        str,
+        "float32, or float16/bfloat16 for the EzSpeech Conformer on a GPU",
+    ),
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 WORD_DECODERS = ("auto", "native", "python")
+#: MODEL_DTYPE values, each a torch dtype's name (asr_service.model.precision).
+MODEL_DTYPES = ("float32", "float16", "bfloat16")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True}
 _BOOLEANS.update({"false": False, "0": False, "no": False, "off": False})
 
@@ -282,6 +294,10 @@ def validate(settings: Settings) -> None:
     if settings.word_decoder not in WORD_DECODERS:
         raise SettingsError(
             f"word_decoder must be one of {', '.join(WORD_DECODERS)}, got {settings.word_decoder!r}"
+        )
+    if settings.model_dtype not in MODEL_DTYPES:
+        raise SettingsError(
+            f"MODEL_DTYPE must be one of {', '.join(MODEL_DTYPES)}, got {settings.model_dtype!r}"
         )
     # Imported here: the decoding package pulls in torch, which argument parsing does not need.
     from asr_service.decoding.selection import FULL_CONTEXT_STRATEGIES

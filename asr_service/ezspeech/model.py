@@ -145,6 +145,15 @@ class EzSpeechCTC(nn.Module):
             "the engine serves it with a full-context strategy (asr_service.decoding.growing_window)"
         )
 
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Run the encoder and the CTC head in ``dtype`` (``MODEL_DTYPE``: float16/bfloat16 on a GPU).
+
+        The featurizer stays float32 (log-mel of quiet audio underflows in half precision) and
+        the head's log-softmax is taken in float32, so confidences and endpointing see float32
+        posteriors either way."""
+        self.encoder.to(dtype)
+        self.ctc_decoder.to(dtype)
+
     def _dtype(self) -> torch.dtype:
         return self.encoder.pre_encode.out.weight.dtype
 

@@ -17,7 +17,7 @@ from asr_service.ezspeech import EzSpeechCTC, EzSpeechHParams, FilterbankSetting
 from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import collapse, greedy_decode, tokens_to_text
 from asr_service.model.wer import error_rates
-from asr_service.server import load_configured_model
+from asr_service.server import StartupError, load_configured_model
 from tests.asr_service.helpers import http_get
 from tests.asr_service.wsclient import stream_native
 
@@ -62,6 +62,28 @@ def test_the_trained_model_recognizes_the_demo_clips_through_the_server(start_se
     assert cer <= MAX_CER, list(zip(refs, hyps, strict=True))
     status, _headers, body = http_get(server.health_port, "/metrics")
     assert status == 200 and json.loads(body)["decode_strategy"] == strategy
+
+
+def test_half_precision_serves_the_trained_model_as_well_and_says_so(start_server) -> None:
+    """MODEL_DTYPE=bfloat16 (the half format a CPU runs): the same bound on the demo clips, and
+    ``/metrics`` names the format. (float16 on a CPU is slow; bench/ezspeech_precision.py measures
+    both formats' token changes on a GPU.)"""
+    server = start_server(load_configured_model, model_path=str(SMALL_MODEL), model_dtype="bfloat16")
+    refs, hyps = [], []
+    for name, transcript in sorted(TRANSCRIPTS.items()):
+        events, code = stream_native(server.url, _clip(name).numpy(), frame_ms=40)
+        assert code == 1000
+        refs.append(transcript)
+        hyps.append(" ".join(e["text"] for e in events if e["type"] == "final" and e["text"]))
+    assert error_rates(refs, hyps)[1] <= MAX_CER, list(zip(refs, hyps, strict=True))
+    assert server.server.engine.model.encoder.pre_encode.out.weight.dtype == torch.bfloat16
+    status, _headers, body = http_get(server.health_port, "/metrics")
+    assert status == 200 and json.loads(body)["model_dtype"] == "bfloat16"
+
+
+def test_half_precision_is_refused_for_a_model_that_computes_in_float32_only(start_server) -> None:
+    with pytest.raises(StartupError, match=r"MODEL_DTYPE=float16: the [\w-]+ model computes in float32 only"):
+        start_server(load_configured_model, model_dtype="float16")  # the demo model
 
 
 def test_the_same_architecture_with_random_weights_fails_that_bound(small) -> None:

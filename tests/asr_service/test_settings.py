@@ -114,3 +114,13 @@ def test_full_context_strategy_defaults_to_chunked_and_growing_window_is_selecta
     )
     assert chosen.full_context_strategy == "growing-window"
     assert chunked_settings(chosen) == ChunkedSettings(chunk_s=0.96, left_s=1.6, right_s=1.2)
+
+
+def test_model_dtype_is_a_float_format_by_name() -> None:
+    assert load_settings([], {}).model_dtype == "float32"
+    assert load_settings(["--model-dtype", "float16"], {}).model_dtype == "float16"
+    assert load_settings([], {"MODEL_DTYPE": "bfloat16"}).model_dtype == "bfloat16"
+    with pytest.raises(
+        SettingsError, match="MODEL_DTYPE must be one of float32, float16, bfloat16, got 'half'"
+    ):
+        load_settings([], {"MODEL_DTYPE": "half"})
