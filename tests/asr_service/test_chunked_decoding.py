@@ -178,6 +178,58 @@ def test_streams_batched_together_get_what_they_get_alone(make_engine) -> None:
     assert any(len(call) == 2 for call in model.calls)  # some windows really were batched
 
 
+class ShapeRecordingModel(RegionModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, int]] = []
+
+    def forward_full(self, audio: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.shapes.append((audio.shape[0], audio.shape[1]))
+        return super().forward_full(audio, lengths)
+
+
+def test_gpu_batches_take_only_warmed_up_shapes_and_change_no_result(make_engine) -> None:
+    """On a GPU (``fixed_shapes``) rows are padded to a power of two and samples to one window, so
+    every forward has a shape the warm-up ran; what each stream gets is what it gets alone."""
+    audios = [
+        regions((0.56, 0.16), (0.24, 0.2), (0.4, 0.5)),
+        regions((0.8, 0.3), (0.32, 1.0)),
+        regions((0.3, 0.4)),
+    ]
+    alone = [run(make_engine(RegionModel(), endpoint_silence_s=10.0), a).finals() for a in audios]
+    model = ShapeRecordingModel()
+    strategy = ChunkedStrategy(model, torch.device("cpu"), SETTINGS)
+    strategy.fixed_shapes = True  # what a CUDA device sets
+    engine = BatchingEngine(
+        model,
+        torch.device("cpu"),
+        strategy=strategy,
+        max_batch_size=4,
+        max_wait_s=0.05,
+        endpoint_silence_s=10.0,
+    )
+    engine.warm_up()
+    warmed = set(model.shapes)
+    assert warmed == {(1, WINDOW), (2, WINDOW), (4, WINDOW)}
+    model.shapes.clear()
+    engine.start()
+    try:
+        collectors = [Collector() for _ in audios]
+        streams = [engine.open_stream(c) for c in collectors]
+        for offset in range(0, max(a.size for a in audios), 1600):
+            for stream, audio in zip(streams, audios, strict=True):
+                if offset < audio.size:
+                    stream.feed(torch.from_numpy(audio[offset : offset + 1600]))
+        for stream in streams:
+            stream.finish()
+        assert all(c.done.wait(20) for c in collectors)
+    finally:
+        engine.stop()
+    assert [c.finals() for c in collectors] == alone
+    assert model.shapes and set(model.shapes) <= warmed
+    assert (4, WINDOW) in model.shapes  # three windows in one step ran as four rows
+
+
 def test_an_empty_stream_gets_an_empty_final_without_a_decode(make_engine) -> None:
     model = RegionModel()
     engine = make_engine(model)
