@@ -29,7 +29,10 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         env = {k: v for k, v in os.environ.items() if k != "WORKERS"}  # `make bench WORKERS=` is ours
-        env = {**env, "PYTHONPATH": str(REPO), **self.env}
+        # The repository first, then whatever the caller's PYTHONPATH holds (packages installed
+        # with --target on a machine whose site-packages we may not write, say).
+        path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        env = {**env, "PYTHONPATH": path, **self.env}
         command = [
             sys.executable,
             "-m",

@@ -1,5 +1,5 @@
 # Serving existing EzSpeech checkpoints, and the small EzSpeech-layout model trained here.
-.PHONY: convert-ezspeech bench-ezspeech bench-chunked-geometry bench-ezspeech-rtf ezspeech-small-model
+.PHONY: convert-ezspeech bench-ezspeech bench-chunked-geometry bench-ezspeech-rtf ezspeech-small-model gpu-check-files
 # EzSpeech files carry their training config as pickled objects: reading them is opt-in.
 ALLOW_PICKLE ?=
 # The small ctc_sc-layout Conformer trained on the synthetic corpus (tests, bench-ezspeech).
@@ -29,3 +29,17 @@ bench-chunked-geometry: venv system-deps ## chunked window geometries (left + ch
 
 bench-ezspeech-rtf: venv ## Parameter count + real-time factor of the 12-layer EzSpeech model on DEVICE=cpu|cuda
 	$(PY) bench/ezspeech_rtf.py --device $(or $(DEVICE),cpu) $(BENCH_ARGS)
+
+# What bench/gpu_check.sh needs on a GPU machine that has no network and no espeak-ng: wheels of
+# the service's pure dependencies for its python (GPU_PY_VERSION), held-out audio, the tokenizer.
+GPU_FILES := build/gpu
+GPU_PY_VERSION ?= 3.12
+GPU_WHEELS := websockets structlog soundfile cffi pycparser
+gpu-check-files: venv system-deps ## Prepare build/gpu for bench/gpu_check.sh (EzSpeech full-size checks on a GPU machine without network)
+	rm -rf $(GPU_FILES)/whl && mkdir -p $(GPU_FILES)/whl
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PY_VERSION) --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		--platform manylinux1_x86_64 -d $(GPU_FILES)/whl \
+		$$(grep -E '^($(subst $() ,|,$(GPU_WHEELS)))==' requirements/constraints.txt)
+	$(PY) -m bench.ezspeech_precision --write-audio $(GPU_FILES)/heldout.npz --sentences 100
+	$(PY) -m bench.ezspeech_full_model --tokenizer-only $(GPU_FILES)/tokenizer.model
