@@ -55,6 +55,11 @@ def write_audio(path: Path, count: int) -> None:
     from bench.ezspeech_strategies import held_out
 
     texts, audio = held_out(count, "test")
+    save_audio(path, texts, audio)
+
+
+def save_audio(path: Path, texts: list[str], audio: list[np.ndarray]) -> None:
+    """Float clips in [-1, 1] as int16, concatenated, with their offsets and transcripts (no pickle)."""
     pcm = [np.clip(np.round(a * 32767), -32768, 32767).astype(np.int16) for a in audio]
     offsets = np.cumsum([0] + [p.size for p in pcm])
     path.parent.mkdir(parents=True, exist_ok=True)
