@@ -325,7 +325,7 @@ class ChunkedStrategy:
         self.boundary_ids = {i for i, t in enumerate(self.tokens) if t == WORD_BOUNDARY}
         # On a GPU every forward has one of a few shapes: rows padded to a power of two (capped at
         # the largest warmed-up batch) and samples to one whole window, all run at warm-up. cuDNN
-        # chooses, and in half precision compiles, kernels per input shape; with the batch size and
+        # chooses (in half precision seemingly compiles) kernels per input shape; with the batch size and
         # window length of every engine step new, that host work kept an H200 serving float16 from
         # keeping 600 streams in real time (p95 partial 4.7 s; float32: 0.2 s). On a CPU padding
         # is paid in full, so the CPU decodes exact shapes.
