@@ -383,17 +383,21 @@ class ChunkedStrategy:
     def decode(self, due: Sequence[tuple[ChunkedDecoder, tuple[int, int]]]) -> None:
         """One padded forward over one window of each decoder."""
         windows = [decoder.window_audio(start, end) for decoder, (start, end) in due]
-        rows = self.padded_rows(len(windows))
-        # Rows past the real windows repeat the first one (a valid input); their output is unread.
-        windows += [windows[0]] * (rows - len(windows))
-        lengths = torch.tensor([max(1, w.numel()) for w in windows])
-        samples = max(int(lengths.max()), self.window_samples if self.fixed_shapes else 0)
-        batch = torch.zeros(rows, samples)
+        sizes = [max(1, w.numel()) for w in windows]
+        samples = max(max(sizes), self.window_samples if self.fixed_shapes else 0)
+        batch = torch.zeros(len(windows), samples)
         for row, window in enumerate(windows):
             batch[row, : window.numel()] = window
+        # Padding rows (fixed shapes) are silence made on the device, so they cost no host copy
+        # or transfer; their output is never read.
+        padding = self.padded_rows(len(windows)) - len(windows)
+        lengths = torch.tensor(sizes + [samples] * padding)
         started = time.perf_counter()
         with torch.inference_mode():
-            log_probs, frames = self.model.forward_full(batch.to(self.device), lengths.to(self.device))
+            audio = batch.to(self.device)
+            if padding:
+                audio = torch.cat([audio, audio.new_zeros(padding, samples)])
+            log_probs, frames = self.model.forward_full(audio, lengths.to(self.device))
         log_probs, frames = log_probs[: len(due)].cpu(), frames[: len(due)].cpu()
         self.compute_s += time.perf_counter() - started
         self.decodes += len(due)
