@@ -85,3 +85,18 @@ def run(engine: BatchingEngine, audio: np.ndarray, piece: int = 1000) -> Collect
     stream.finish()
     assert collector.done.wait(20)
     return collector
+
+
+def run_together(engine: BatchingEngine, audios: list[np.ndarray], piece: int = 1600) -> list[Collector]:
+    """Several streams fed piece by piece in turn (so their windows fall due together), then
+    finished; waits for every stream's end."""
+    collectors = [Collector() for _ in audios]
+    streams = [engine.open_stream(c) for c in collectors]
+    for offset in range(0, max(a.size for a in audios), piece):
+        for stream, audio in zip(streams, audios, strict=True):
+            if offset < audio.size:
+                stream.feed(torch.from_numpy(audio[offset : offset + piece]))
+    for stream in streams:
+        stream.finish()
+    assert all(c.done.wait(20) for c in collectors)
+    return collectors

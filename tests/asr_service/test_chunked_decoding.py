@@ -11,7 +11,7 @@ from asr_service.decoding.chunked import ChunkedSettings, ChunkedStrategy
 from asr_service.decoding.strategy import StepItem
 from asr_service.engine import BatchingEngine
 from tests.asr_service.helpers import Collector
-from tests.asr_service.region_model import FRAME, RATE, RegionModel, regions, run, whole_decode
+from tests.asr_service.region_model import FRAME, RATE, RegionModel, regions, run, run_together, whole_decode
 
 SETTINGS = ChunkedSettings(chunk_s=0.64, left_s=0.96, right_s=0.48)
 WINDOW = round(SETTINGS.window_s * RATE)
@@ -165,15 +165,7 @@ def test_streams_batched_together_get_what_they_get_alone(make_engine) -> None:
     alone = [run(make_engine(RegionModel(), endpoint_silence_s=10.0), a).finals() for a in audios]
     model = RegionModel()
     engine = make_engine(model, max_batch_size=4, max_wait_s=0.05, endpoint_silence_s=10.0)
-    collectors = [Collector() for _ in audios]
-    streams = [engine.open_stream(c) for c in collectors]
-    for offset in range(0, max(a.size for a in audios), 1600):
-        for stream, audio in zip(streams, audios, strict=True):
-            if offset < audio.size:
-                stream.feed(torch.from_numpy(audio[offset : offset + 1600]))
-    for stream in streams:
-        stream.finish()
-    assert all(c.done.wait(20) for c in collectors)
+    collectors = run_together(engine, audios)
     assert [c.finals() for c in collectors] == alone
     assert any(len(call) == 2 for call in model.calls)  # some windows really were batched
 
@@ -214,15 +206,7 @@ def test_gpu_batches_take_only_warmed_up_shapes_and_change_no_result(make_engine
     model.shapes.clear()
     engine.start()
     try:
-        collectors = [Collector() for _ in audios]
-        streams = [engine.open_stream(c) for c in collectors]
-        for offset in range(0, max(a.size for a in audios), 1600):
-            for stream, audio in zip(streams, audios, strict=True):
-                if offset < audio.size:
-                    stream.feed(torch.from_numpy(audio[offset : offset + 1600]))
-        for stream in streams:
-            stream.finish()
-        assert all(c.done.wait(20) for c in collectors)
+        collectors = run_together(engine, audios)
     finally:
         engine.stop()
     assert [c.finals() for c in collectors] == alone

@@ -17,8 +17,8 @@ from asr_service.model.checkpoint import load_checkpoint
 from asr_service.server import load_configured_model
 from ezspeech_convert.convert import convert
 from tests.asr_service import ezspeech_fakes as fakes
-from tests.asr_service.helpers import Collector, http_get
-from tests.asr_service.region_model import FRAME, RATE, RegionModel, regions, run, whole_decode
+from tests.asr_service.helpers import http_get
+from tests.asr_service.region_model import FRAME, RATE, RegionModel, regions, run, run_together, whole_decode
 from tests.asr_service.wsclient import stream_native
 
 
@@ -94,15 +94,7 @@ def test_streams_decoded_in_one_batch_get_their_own_text(make_engine) -> None:
     model = RegionModel()
     engine = make_engine(model, max_batch_size=4, max_wait_s=0.05, endpoint_silence_s=5.0)
     audios = [regions((0.56, 0.16), (0.24, 0.2)), regions((0.8, 0.3))]
-    collectors = [Collector() for _ in audios]
-    streams = [engine.open_stream(c) for c in collectors]
-    for offset in range(0, max(a.size for a in audios), 1600):
-        for stream, audio in zip(streams, audios, strict=True):
-            if offset < audio.size:
-                stream.feed(torch.from_numpy(audio[offset : offset + 1600]))
-    for stream in streams:
-        stream.finish()
-    assert all(c.done.wait(20) for c in collectors)
+    collectors = run_together(engine, audios)
     assert [c.finals() for c in collectors] == [["r7 r3"], ["r10"]]
     assert any(len(call) == 2 for call in model.calls)
 
