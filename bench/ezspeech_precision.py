@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asr_service.ezspeech import EzSpeechCTC
+from asr_service.ezspeech import EzSpeechCTC, EzSpeechHParams
 from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import collapse, tokens_to_text
 from asr_service.model.precision import TORCH_DTYPES
@@ -202,12 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         "models": {},
     }
     small = load_checkpoint(args.model, device=device).module
-    assert isinstance(small, EzSpeechCTC)
+    if not isinstance(small, EzSpeechCTC):
+        parser.error(f"{args.model} is not an EzSpeech ctc_sc checkpoint")
     result["models"][f"{args.model.stem} (trained)"] = compare(small, texts, audio, device, dtypes, True)
     if not args.no_full_size:
         from bench.ezspeech_full_model import random_model
 
-        pieces = [f"▁p{i}" for i in range(2048)]
+        pieces = [f"▁p{i}" for i in range(EzSpeechHParams().vocab_size)]
         full = random_model(pieces).to(device)
         result["models"]["full-size ctc_sc (random)"] = compare(full, texts, audio, device, dtypes, False)
     print(render(result))
