@@ -211,7 +211,36 @@ def test_gpu_batches_take_only_warmed_up_shapes_and_change_no_result(make_engine
         engine.stop()
     assert [c.finals() for c in collectors] == alone
     assert model.shapes and set(model.shapes) <= warmed
-    assert (4, WINDOW) in model.shapes  # three windows in one step ran as four rows
+
+
+def test_three_windows_due_together_run_as_four_rows_with_their_own_results() -> None:
+    """The padding itself, without the engine's timing deciding what falls due together."""
+    audios = [
+        regions((0.56, 0.16), (0.24, 0.2), (0.4, 0.5), (0.3, 0.2)),
+        regions((0.8, 0.3), (0.32, 1.0)),
+        regions((0.3, 0.4), (0.5, 0.9)),
+    ]
+
+    def one_step(fixed_shapes: bool) -> tuple[list[tuple[int, int]], list[str]]:
+        model = ShapeRecordingModel()
+        strategy = ChunkedStrategy(model, torch.device("cpu"), SETTINGS)
+        strategy.fixed_shapes = fixed_shapes
+        strategy.warm_up(4)
+        model.shapes.clear()
+        decoders = [strategy.new_decoder() for _ in audios]
+        items = [
+            StepItem(d, torch.from_numpy(a[:WINDOW]), None) for d, a in zip(decoders, audios, strict=True)
+        ]
+        strategy.step(items)
+        return model.shapes, [d.current().text for d in decoders]
+
+    padded_shapes, padded_texts = one_step(True)
+    exact_shapes, exact_texts = one_step(False)
+    # Two rounds of windows fall due in that audio; each round is three windows.
+    assert len(padded_shapes) == len(exact_shapes) == 2
+    assert all(rows == 3 for rows, _samples in exact_shapes)
+    assert padded_shapes == [(4, WINDOW)] * 2
+    assert padded_texts == exact_texts and all(padded_texts)
 
 
 def test_an_empty_stream_gets_an_empty_final_without_a_decode(make_engine) -> None:
