@@ -88,14 +88,20 @@ def run(engine: BatchingEngine, audio: np.ndarray, piece: int = 1000) -> Collect
 
 
 def run_together(engine: BatchingEngine, audios: list[np.ndarray], piece: int = 1600) -> list[Collector]:
-    """Several streams fed piece by piece in turn (so their windows fall due together), then
-    finished; waits for every stream's end."""
+    """Several streams fed piece by piece in turn, then finished; waits for every stream's end.
+
+    Each round of pieces is fed under the engine's lock (a re-entrant condition), so the engine
+    sees every stream's piece of a round at once and windows that fall due in the same round are
+    batched together however the machine schedules the threads. Without it a loaded machine let
+    the engine take one stream's window before the next stream's piece arrived, and nothing was
+    ever batched."""
     collectors = [Collector() for _ in audios]
     streams = [engine.open_stream(c) for c in collectors]
     for offset in range(0, max(a.size for a in audios), piece):
-        for stream, audio in zip(streams, audios, strict=True):
-            if offset < audio.size:
-                stream.feed(torch.from_numpy(audio[offset : offset + piece]))
+        with engine._cond:
+            for stream, audio in zip(streams, audios, strict=True):
+                if offset < audio.size:
+                    stream.feed(torch.from_numpy(audio[offset : offset + piece]))
     for stream in streams:
         stream.finish()
     assert all(c.done.wait(20) for c in collectors)

@@ -44,9 +44,11 @@ def test_streams_fed_together_are_batched_into_one_forward(engine_factory):
     audios = [word_audio(letters) for letters in ("ab", "cd", "ef", "gh")]
     collectors = [Collector() for _ in audios]
     streams = [engine.open_stream(c) for c in collectors]
-    # Every stream has its first chunk complete before the worker's wait expires.
-    for stream, audio in zip(streams, audios, strict=True):
-        stream.feed(torch.from_numpy(audio[:1600]))
+    # Every stream's first chunk arrives before the worker looks (fed under the engine's
+    # re-entrant lock), so the batch does not depend on how a loaded machine schedules threads.
+    with engine._cond:
+        for stream, audio in zip(streams, audios, strict=True):
+            stream.feed(torch.from_numpy(audio[:1600]))
     for stream, audio in zip(streams, audios, strict=True):
         stream.feed(torch.from_numpy(audio[1600:]))
         stream.finish()
@@ -62,8 +64,9 @@ def test_a_stream_alone_and_inside_a_batch_gives_the_same_result(engine_factory)
     batched_engine = engine_factory(max_batch_size=16, max_wait_s=0.05, endpoint_silence_s=0.3)
     others = [Collector() for _ in range(6)]
     streams = [batched_engine.open_stream(c) for c in others]
-    for i, stream in enumerate(streams):
-        stream.feed(torch.from_numpy(word_audio("abcdefgh"[i:] + "a")))
+    with batched_engine._cond:  # all six backlogs arrive at once, however threads are scheduled
+        for i, stream in enumerate(streams):
+            stream.feed(torch.from_numpy(word_audio("abcdefgh"[i:] + "a")))
     inside = _run(batched_engine, target, piece=1600)
     for stream in streams:
         stream.finish()
