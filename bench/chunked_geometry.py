@@ -14,7 +14,6 @@ question this answers is what that costs in accuracy.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from bench.ezspeech_strategies import (
     exact_length,
     held_out,
     join,
+    publish,
     run_stream,
     whole_utterance,
 )
@@ -146,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     geometries = args.geometry or [parse_geometry(g) for g in DEFAULT_GEOMETRIES]
     result = sweep(model, geometries, args.sentences, args.streams, args.repeats)
-    print(render(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(render(result), result, args.json)
     return 0
 
 

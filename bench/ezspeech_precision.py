@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
-import json
 import platform
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from asr_service.model.checkpoint import load_checkpoint
 from asr_service.model.ctc import collapse, tokens_to_text
 from asr_service.model.precision import TORCH_DTYPES
 from asr_service.model.wer import edit_distance, error_rates
+from bench.ezspeech_strategies import held_out, publish
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL_MODEL = REPO / "asr_service" / "model_files" / "ezspeech-small" / "ctc_sc_small.pt"
@@ -52,8 +52,6 @@ BATCH = 32
 
 def write_audio(path: Path, count: int) -> None:
     """The first ``count`` held-out test sentences (seeded noise) as int16 in one ``.npz``."""
-    from bench.ezspeech_strategies import held_out
-
     texts, audio = held_out(count, "test")
     save_audio(path, texts, audio)
 
@@ -183,8 +181,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.audio:
         texts, audio = read_audio(args.audio)
     else:
-        from bench.ezspeech_strategies import held_out
-
         texts, arrays = held_out(args.sentences, "test")
         audio = [torch.from_numpy(a) for a in arrays]
     texts, audio = texts[: args.sentences], audio[: args.sentences]
@@ -211,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         pieces = [f"▁p{i}" for i in range(EzSpeechHParams().vocab_size)]
         full = random_model(pieces).to(device)
         result["models"]["full-size ctc_sc (random)"] = compare(full, texts, audio, device, dtypes, False)
-    print(render(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(render(result), result, args.json)
     return 0
 
 

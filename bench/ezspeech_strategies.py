@@ -300,6 +300,14 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def publish(table: str, result: dict[str, Any], json_path: Path | None) -> None:
+    """Print a bench's table and, with ``--json``, keep its whole result next to it."""
+    print(table)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=SMALL_MODEL)
@@ -345,10 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         result["full_size"] = full_size(chunked, args.full_size_seconds, dtype, args.repeats)
     result["done_when"] = verdict(result)
     result["load_average_end"] = list(_load_average())
-    print(render(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    publish(render(result), result, args.json)
     return 0
 
 
